@@ -1,0 +1,254 @@
+//! Tensors and training data as they cross the boundary: row-major `f32`
+//! with an explicit shape, never an ndarray type.
+
+use abi_stable::{
+    StableAbi,
+    std_types::{ROption, RSlice, RString, RVec},
+};
+
+use crate::error::PluginError;
+
+/// A borrowed row-major `f32` matrix. Missing values are `NaN`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct MatrixRef<'a> {
+    /// `rows * cols` values, row after row.
+    pub data: RSlice<'a, f32>,
+    /// Number of rows (samples).
+    pub rows: u64,
+    /// Number of columns (features or outputs).
+    pub cols: u64,
+}
+
+impl<'a> MatrixRef<'a> {
+    /// Wraps `data` as a `rows x cols` matrix.
+    ///
+    /// # Errors
+    /// When `data.len() != rows * cols`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Result<Self, PluginError> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(PluginError::input(format!(
+                "matrix of {rows} x {cols} needs {} values, got {}",
+                rows.saturating_mul(cols),
+                data.len()
+            )));
+        }
+        Ok(Self {
+            data: RSlice::from_slice(data),
+            rows: rows as u64,
+            cols: cols as u64,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows as usize
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols as usize
+    }
+
+    /// The values as a plain slice.
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data.as_slice()
+    }
+
+    /// Row `i`.
+    ///
+    /// # Panics
+    /// When `i >= rows`.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        let c = self.cols();
+        &self.as_slice()[i * c..(i + 1) * c]
+    }
+
+    /// Checks that the shape is consistent and that there are `expected`
+    /// columns.
+    ///
+    /// # Errors
+    /// When the buffer length and the shape disagree, or the column count is
+    /// not `expected`.
+    pub fn check(&self, expected_cols: usize) -> Result<(), PluginError> {
+        if (self.rows as usize).checked_mul(self.cols as usize) != Some(self.data.len()) {
+            return Err(PluginError::input(format!(
+                "matrix shape {} x {} does not match its {} values",
+                self.rows,
+                self.cols,
+                self.data.len()
+            )));
+        }
+        if self.cols as usize != expected_cols {
+            return Err(PluginError::input(format!(
+                "expected {expected_cols} feature columns, got {}",
+                self.cols
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An owned row-major `f32` matrix, returned by plugins.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Matrix {
+    /// `rows * cols` values, row after row.
+    pub data: RVec<f32>,
+    /// Number of rows.
+    pub rows: u64,
+    /// Number of columns.
+    pub cols: u64,
+}
+
+impl Matrix {
+    /// Wraps `data` as a `rows x cols` matrix.
+    ///
+    /// # Panics
+    /// When `data.len() != rows * cols` (a bug in the caller).
+    pub fn new(data: Vec<f32>, rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "matrix data does not match its shape");
+        Self {
+            data: data.into(),
+            rows: rows as u64,
+            cols: cols as u64,
+        }
+    }
+
+    /// Borrows this matrix.
+    pub fn as_ref(&self) -> MatrixRef<'_> {
+        MatrixRef {
+            data: self.data.as_rslice(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// What a learner is asked to learn.
+///
+/// A struct rather than an enum so that new tasks can be added without a
+/// layout change.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// [`Task::REGRESSION`] or [`Task::CLASSIFICATION`].
+    pub kind: u8,
+    /// Number of classes (classification), 1 for regression.
+    pub n_classes: u32,
+}
+
+impl Task {
+    /// Kind value of a regression task.
+    pub const REGRESSION: u8 = 0;
+    /// Kind value of a classification task.
+    pub const CLASSIFICATION: u8 = 1;
+
+    /// A regression task (one real-valued output).
+    pub fn regression() -> Self {
+        Self {
+            kind: Self::REGRESSION,
+            n_classes: 1,
+        }
+    }
+
+    /// A classification task with `n_classes` classes labelled `0..n_classes`.
+    pub fn classification(n_classes: u32) -> Self {
+        Self {
+            kind: Self::CLASSIFICATION,
+            n_classes,
+        }
+    }
+
+    /// Whether this is a classification task.
+    pub fn is_classification(&self) -> bool {
+        self.kind == Self::CLASSIFICATION
+    }
+
+    /// A lowercase name.
+    pub fn name(&self) -> &'static str {
+        if self.is_classification() {
+            "classification"
+        } else {
+            "regression"
+        }
+    }
+}
+
+/// Everything a learner gets to train on.
+///
+/// For classification, `y` holds class indices `0..n_classes` as `f32`;
+/// the host maps the user's labels to indices and back.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct TrainData<'a> {
+    /// Features, one row per sample; `NaN` marks a missing value.
+    pub x: MatrixRef<'a>,
+    /// Target, one value per row.
+    pub y: RSlice<'a, f32>,
+    /// Optional non-negative sample weights, one per row.
+    pub weights: ROption<RSlice<'a, f32>>,
+    /// One name per feature column.
+    pub feature_names: RSlice<'a, RString>,
+    /// Regression or classification with its class count.
+    pub task: Task,
+}
+
+impl TrainData<'_> {
+    /// Checks the shapes and the target, so each learner need not.
+    ///
+    /// # Errors
+    /// Mismatched lengths, no rows, a missing or non-finite target, a class
+    /// index out of range, or a negative/non-finite weight.
+    pub fn validate(&self) -> Result<(), PluginError> {
+        let rows = self.x.rows();
+        self.x.check(self.x.cols())?;
+        if rows == 0 {
+            return Err(PluginError::input("training data has no rows"));
+        }
+        if self.x.cols() == 0 {
+            return Err(PluginError::input("training data has no feature columns"));
+        }
+        if self.y.len() != rows {
+            return Err(PluginError::input(format!(
+                "target has {} values for {rows} rows",
+                self.y.len()
+            )));
+        }
+        if self.feature_names.len() != self.x.cols() {
+            return Err(PluginError::input(format!(
+                "{} feature names for {} columns",
+                self.feature_names.len(),
+                self.x.cols()
+            )));
+        }
+        for (i, &v) in self.y.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(PluginError::input(format!("target of row {i} is missing or not finite")));
+            }
+            if self.task.is_classification()
+                && (v < 0.0 || v.fract() != 0.0 || v as u32 >= self.task.n_classes)
+            {
+                return Err(PluginError::input(format!(
+                    "target of row {i} is {v}, not a class index below {}",
+                    self.task.n_classes
+                )));
+            }
+        }
+        if let Some(w) = self.weights.into_option() {
+            if w.len() != rows {
+                return Err(PluginError::input(format!(
+                    "{} sample weights for {rows} rows",
+                    w.len()
+                )));
+            }
+            if let Some(i) = w.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+                return Err(PluginError::input(format!(
+                    "sample weight of row {i} is {}, weights must be finite and non-negative",
+                    w[i]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
