@@ -73,7 +73,11 @@ impl HostContext for NullContext {
     }
     fn progress(&self, _done: u64, _total: u64) {}
     fn log(&self, _level: u8, _message: RStr<'_>) {}
-    fn create_learner(&self, name: RStr<'_>, _params: RStr<'_>) -> RResult<LearnerBox, PluginError> {
+    fn create_learner(
+        &self,
+        name: RStr<'_>,
+        _params: RStr<'_>,
+    ) -> RResult<LearnerBox, PluginError> {
         RResult::RErr(PluginError::unsupported(format!(
             "no host is present to create learner `{name}`"
         )))

@@ -107,7 +107,11 @@ impl Matrix {
     /// # Panics
     /// When `data.len() != rows * cols` (a bug in the caller).
     pub fn new(data: Vec<f32>, rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix data does not match its shape");
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix data does not match its shape"
+        );
         Self {
             data: data.into(),
             rows: rows as u64,
@@ -224,7 +228,9 @@ impl TrainData<'_> {
         }
         for (i, &v) in self.y.iter().enumerate() {
             if !v.is_finite() {
-                return Err(PluginError::input(format!("target of row {i} is missing or not finite")));
+                return Err(PluginError::input(format!(
+                    "target of row {i} is missing or not finite"
+                )));
             }
             if self.task.is_classification()
                 && (v < 0.0 || v.fract() != 0.0 || v as u32 >= self.task.n_classes)

@@ -64,7 +64,11 @@ impl Tree {
                 return &self.values[v..v + n_outputs];
             }
             let x = row[n.feature as usize];
-            let left = if x.is_nan() { n.missing_left != 0 } else { x <= n.threshold };
+            let left = if x.is_nan() {
+                n.missing_left != 0
+            } else {
+                x <= n.threshold
+            };
             i = if left { n.left } else { n.right } as usize;
         }
     }

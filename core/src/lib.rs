@@ -45,6 +45,8 @@ pub mod manifest;
 pub mod module;
 pub mod params;
 pub mod plugin;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod traits;
 
 pub use abi_stable;
@@ -54,11 +56,11 @@ pub use data::{Matrix, MatrixRef, Task, TrainData};
 pub use error::{ErrorKind, PluginError};
 pub use manifest::{ComponentInfo, ComponentKind, Manifest, ParamInfo};
 pub use module::{PluginMod, PluginModRef};
-pub use traits::{
-    CompressorBox, Compressor_TO, DecomposerBox, Decomposer_TO, LearnerBox, Learner_TO, ModelBox,
-    Model_TO, SubModel,
-};
 pub use traits::{Compressor, Decomposer, Learner, Model};
+pub use traits::{
+    Compressor_TO, CompressorBox, Decomposer_TO, DecomposerBox, Learner_TO, LearnerBox, Model_TO,
+    ModelBox, SubModel,
+};
 
 /// The ABI version of this build of tessera-core: `major.minor`.
 ///

@@ -25,11 +25,13 @@ use crate::{
 #[sabi(missing_field(panic))]
 pub struct PluginMod {
     /// The plugin's manifest.
-    pub manifest: extern "C" fn() -> Manifest,
+    pub manifest: extern "C" fn() -> RResult<Manifest, PluginError>,
     /// Creates a learner by component name; `params` is a JSON object.
-    pub create_learner: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError>,
+    pub create_learner:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError>,
     /// Reads back a model written by [`Model::to_bytes`](crate::Model::to_bytes).
-    pub load_model: extern "C" fn(component: RStr<'_>, bytes: RSlice<'_, u8>) -> RResult<ModelBox, PluginError>,
+    pub load_model:
+        extern "C" fn(component: RStr<'_>, bytes: RSlice<'_, u8>) -> RResult<ModelBox, PluginError>,
     /// Creates a compressor by component name; `params` is a JSON object.
     pub create_compressor:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<CompressorBox, PluginError>,

@@ -108,7 +108,11 @@ impl ParamSpec {
     ) -> Self {
         Self {
             name,
-            ty: choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" | "),
+            ty: choices
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(" | "),
             default: Value::from(default),
             doc,
             check: Check::Choice(choices),
@@ -246,10 +250,13 @@ pub fn parse(component: &str, specs: &[ParamSpec], text: &str) -> Result<Params,
     let mut values = BTreeMap::new();
     for (key, value) in given {
         let Some(spec) = specs.iter().find(|s| s.name == key) else {
-            return Err(PluginError::params(unknown_key_message(component, specs, &key)));
+            return Err(PluginError::params(unknown_key_message(
+                component, specs, &key,
+            )));
         };
-        spec.validate(&value)
-            .map_err(|why| PluginError::params(format!("`{component}` parameter `{key}`: {why}")))?;
+        spec.validate(&value).map_err(|why| {
+            PluginError::params(format!("`{component}` parameter `{key}`: {why}"))
+        })?;
         values.insert(key, value);
     }
     for spec in specs {
@@ -333,17 +340,31 @@ mod tests {
     #[test]
     fn unknown_key_suggests_and_lists() {
         let e = parse("rf", &specs(), r#"{"n_estimator": 7}"#).unwrap_err();
-        assert!(e.message.contains("unknown parameter `n_estimator` for `rf`"), "{e}");
+        assert!(
+            e.message
+                .contains("unknown parameter `n_estimator` for `rf`"),
+            "{e}"
+        );
         assert!(e.message.contains("did you mean `n_estimators`"), "{e}");
-        assert!(e.message.contains("accepted: n_estimators, max_depth"), "{e}");
+        assert!(
+            e.message.contains("accepted: n_estimators, max_depth"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_values_name_key_and_type() {
         let e = parse("rf", &specs(), r#"{"n_estimators": 0}"#).unwrap_err();
-        assert_eq!(e.message, "`rf` parameter `n_estimators`: expected int >= 1, got 0");
+        assert_eq!(
+            e.message,
+            "`rf` parameter `n_estimators`: expected int >= 1, got 0"
+        );
         let e = parse("rf", &specs(), r#"{"criterion": "gimi"}"#).unwrap_err();
-        assert!(e.message.contains(r#"expected "gini" | "entropy", got "gimi""#), "{e}");
+        assert!(
+            e.message
+                .contains(r#"expected "gini" | "entropy", got "gimi""#),
+            "{e}"
+        );
         let e = parse("rf", &specs(), r#"{"n_estimators": 2.5}"#).unwrap_err();
         assert!(e.message.contains("got 2.5"), "{e}");
         assert!(parse("rf", &specs(), "[1]").is_err());
@@ -354,7 +375,10 @@ mod tests {
     fn edit_distance_basics() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(closest("featurs", &["features", "labels"]), Some("features"));
+        assert_eq!(
+            closest("featurs", &["features", "labels"]),
+            Some("features")
+        );
         assert_eq!(closest("zzz", &["features"]), None);
     }
 }

@@ -35,7 +35,11 @@ pub trait LearnerImpl: Send + Sync + 'static {
     ///
     /// # Errors
     /// Anything the algorithm cannot handle, or cancellation.
-    fn fit(&self, ctx: &HostContextRef<'_>, data: &TrainData<'_>) -> Result<Box<dyn ModelImpl>, PluginError>;
+    fn fit(
+        &self,
+        ctx: &HostContextRef<'_>,
+        data: &TrainData<'_>,
+    ) -> Result<Box<dyn ModelImpl>, PluginError>;
 }
 
 /// A trained model, written as plain Rust.
@@ -54,8 +58,14 @@ pub trait ModelImpl: Send + Sync + 'static {
     ///
     /// # Errors
     /// Unsupported for regressors (the default).
-    fn predict_proba(&self, _ctx: &HostContextRef<'_>, _x: MatrixRef<'_>) -> Result<Matrix, PluginError> {
-        Err(PluginError::unsupported("this model does not predict probabilities"))
+    fn predict_proba(
+        &self,
+        _ctx: &HostContextRef<'_>,
+        _x: MatrixRef<'_>,
+    ) -> Result<Matrix, PluginError> {
+        Err(PluginError::unsupported(
+            "this model does not predict probabilities",
+        ))
     }
     /// A JSON summary.
     fn describe(&self) -> serde_json::Value;
@@ -85,8 +95,15 @@ pub trait DecomposerImpl: Send + Sync + 'static {
     ///
     /// # Errors
     /// A model family it cannot handle.
-    fn decompose(&self, ctx: &HostContextRef<'_>, model: ModelIr) -> Result<Vec<SubModel>, PluginError>;
+    fn decompose(
+        &self,
+        ctx: &HostContextRef<'_>,
+        model: ModelIr,
+    ) -> Result<Vec<SubModel>, PluginError>;
 }
+
+/// Reads back a serialized model.
+pub type LoadFn = fn(&[u8]) -> Result<Box<dyn ModelImpl>, PluginError>;
 
 /// Declares one learner.
 pub struct LearnerDef {
@@ -99,7 +116,7 @@ pub struct LearnerDef {
     /// Builds the learner from checked parameters.
     pub create: fn(Params) -> Result<Box<dyn LearnerImpl>, PluginError>,
     /// Reads back a model written by [`ModelImpl::to_bytes`].
-    pub load: fn(&[u8]) -> Result<Box<dyn ModelImpl>, PluginError>,
+    pub load: LoadFn,
 }
 
 /// Declares one compressor.
@@ -151,13 +168,28 @@ impl PluginDef {
         };
         let mut components = Vec::new();
         for l in &self.learners {
-            components.push(info(ComponentKind::Learner, l.name, l.description, &l.params));
+            components.push(info(
+                ComponentKind::Learner,
+                l.name,
+                l.description,
+                &l.params,
+            ));
         }
         for c in &self.compressors {
-            components.push(info(ComponentKind::Compressor, c.name, c.description, &c.params));
+            components.push(info(
+                ComponentKind::Compressor,
+                c.name,
+                c.description,
+                &c.params,
+            ));
         }
         for d in &self.decomposers {
-            components.push(info(ComponentKind::Decomposer, d.name, d.description, &d.params));
+            components.push(info(
+                ComponentKind::Decomposer,
+                d.name,
+                d.description,
+                &d.params,
+            ));
         }
         Manifest {
             name: self.name.into(),
@@ -172,9 +204,18 @@ impl PluginDef {
     /// # Errors
     /// An unknown learner or bad parameters.
     pub fn create_learner(&self, name: &str, params_json: &str) -> Result<LearnerBox, PluginError> {
-        let def = self.learners.iter().find(|l| l.name == name).ok_or_else(|| {
-            unknown(self.name, "learner", name, self.learners.iter().map(|l| l.name))
-        })?;
+        let def = self
+            .learners
+            .iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| {
+                unknown(
+                    self.name,
+                    "learner",
+                    name,
+                    self.learners.iter().map(|l| l.name),
+                )
+            })?;
         let p = params::parse(def.name, &def.params, params_json)?;
         let inner = (def.create)(p)?;
         Ok(learner_box(def.name, inner))
@@ -185,9 +226,18 @@ impl PluginDef {
     /// # Errors
     /// An unknown component or unreadable bytes.
     pub fn load_model(&self, component: &str, bytes: &[u8]) -> Result<ModelBox, PluginError> {
-        let def = self.learners.iter().find(|l| l.name == component).ok_or_else(|| {
-            unknown(self.name, "learner", component, self.learners.iter().map(|l| l.name))
-        })?;
+        let def = self
+            .learners
+            .iter()
+            .find(|l| l.name == component)
+            .ok_or_else(|| {
+                unknown(
+                    self.name,
+                    "learner",
+                    component,
+                    self.learners.iter().map(|l| l.name),
+                )
+            })?;
         Ok(model_box(def.name, (def.load)(bytes)?))
     }
 
@@ -195,14 +245,30 @@ impl PluginDef {
     ///
     /// # Errors
     /// An unknown compressor or bad parameters.
-    pub fn create_compressor(&self, name: &str, params_json: &str) -> Result<CompressorBox, PluginError> {
-        let def = self.compressors.iter().find(|c| c.name == name).ok_or_else(|| {
-            unknown(self.name, "compressor", name, self.compressors.iter().map(|c| c.name))
-        })?;
+    pub fn create_compressor(
+        &self,
+        name: &str,
+        params_json: &str,
+    ) -> Result<CompressorBox, PluginError> {
+        let def = self
+            .compressors
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                unknown(
+                    self.name,
+                    "compressor",
+                    name,
+                    self.compressors.iter().map(|c| c.name),
+                )
+            })?;
         let p = params::parse(def.name, &def.params, params_json)?;
         let inner = (def.create)(p)?;
         Ok(Compressor_TO::from_value(
-            CompressorAdapter { name: def.name, inner },
+            CompressorAdapter {
+                name: def.name,
+                inner,
+            },
             TD_Opaque,
         ))
     }
@@ -211,24 +277,49 @@ impl PluginDef {
     ///
     /// # Errors
     /// An unknown decomposer or bad parameters.
-    pub fn create_decomposer(&self, name: &str, params_json: &str) -> Result<DecomposerBox, PluginError> {
-        let def = self.decomposers.iter().find(|d| d.name == name).ok_or_else(|| {
-            unknown(self.name, "decomposer", name, self.decomposers.iter().map(|d| d.name))
-        })?;
+    pub fn create_decomposer(
+        &self,
+        name: &str,
+        params_json: &str,
+    ) -> Result<DecomposerBox, PluginError> {
+        let def = self
+            .decomposers
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                unknown(
+                    self.name,
+                    "decomposer",
+                    name,
+                    self.decomposers.iter().map(|d| d.name),
+                )
+            })?;
         let p = params::parse(def.name, &def.params, params_json)?;
         let inner = (def.create)(p)?;
         Ok(Decomposer_TO::from_value(
-            DecomposerAdapter { name: def.name, inner },
+            DecomposerAdapter {
+                name: def.name,
+                inner,
+            },
             TD_Opaque,
         ))
     }
 }
 
-fn unknown<'a>(plugin: &str, kind: &str, name: &str, known: impl Iterator<Item = &'a str>) -> PluginError {
+fn unknown<'a>(
+    plugin: &str,
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> PluginError {
     let known: Vec<&str> = known.collect();
     PluginError::unsupported(format!(
         "plugin `{plugin}` has no {kind} `{name}` (it has: {})",
-        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
     ))
 }
 
@@ -302,14 +393,22 @@ impl Model for ModelAdapter {
         self.inner.n_features() as u64
     }
 
-    fn predict(&self, ctx: HostContextRef<'_>, x: MatrixRef<'_>) -> RResult<RVec<f32>, PluginError> {
+    fn predict(
+        &self,
+        ctx: HostContextRef<'_>,
+        x: MatrixRef<'_>,
+    ) -> RResult<RVec<f32>, PluginError> {
         guard(|| {
             x.check(self.inner.n_features())?;
             Ok(self.inner.predict(&ctx, x)?.into())
         })
     }
 
-    fn predict_proba(&self, ctx: HostContextRef<'_>, x: MatrixRef<'_>) -> RResult<Matrix, PluginError> {
+    fn predict_proba(
+        &self,
+        ctx: HostContextRef<'_>,
+        x: MatrixRef<'_>,
+    ) -> RResult<Matrix, PluginError> {
         guard(|| {
             x.check(self.inner.n_features())?;
             self.inner.predict_proba(&ctx, x)
@@ -319,7 +418,9 @@ impl Model for ModelAdapter {
     fn describe(&self) -> RString {
         match guard(|| Ok(self.inner.describe().to_string())) {
             RResult::ROk(s) => s.into(),
-            RResult::RErr(e) => serde_json::json!({ "error": e.message.as_str() }).to_string().into(),
+            RResult::RErr(e) => serde_json::json!({ "error": e.message.as_str() })
+                .to_string()
+                .into(),
         }
     }
 
@@ -360,7 +461,11 @@ impl Decomposer for DecomposerAdapter {
         self.name.into()
     }
 
-    fn decompose(&self, ctx: HostContextRef<'_>, model: ModelIr) -> RResult<RVec<SubModel>, PluginError> {
+    fn decompose(
+        &self,
+        ctx: HostContextRef<'_>,
+        model: ModelIr,
+    ) -> RResult<RVec<SubModel>, PluginError> {
         guard(|| Ok(self.inner.decompose(&ctx, model)?.into()))
     }
 }
@@ -372,12 +477,17 @@ impl Decomposer for DecomposerAdapter {
 ///
 /// # Errors
 /// When the operating system refuses to start the threads.
-pub fn with_thread_budget<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R, PluginError> {
+pub fn with_thread_budget<R: Send>(
+    threads: usize,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, PluginError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("tessera-worker-{i}"))
         .build()
-        .map_err(|e| PluginError::internal(format!("cannot start {threads} worker threads: {e}")))?;
+        .map_err(|e| {
+            PluginError::internal(format!("cannot start {threads} worker threads: {e}"))
+        })?;
     Ok(pool.install(f))
 }
 
@@ -493,13 +603,18 @@ pub mod __export {
 macro_rules! export_plugin {
     ($def:path) => {
         #[doc(hidden)]
+        fn __tessera_plugin_def() -> $crate::plugin::PluginDef {
+            $def()
+        }
+
+        #[doc(hidden)]
         mod __tessera_export {
-            use $crate::plugin::__export as x;
             use $crate::abi_stable::std_types::{RResult, RSlice, RStr};
+            use $crate::plugin::__export as x;
 
             fn def() -> &'static x::PluginDef {
                 static DEF: ::std::sync::OnceLock<x::PluginDef> = ::std::sync::OnceLock::new();
-                DEF.get_or_init(super::$def)
+                DEF.get_or_init(super::__tessera_plugin_def)
             }
             extern "C" fn manifest() -> RResult<$crate::Manifest, $crate::PluginError> {
                 x::manifest(def)
@@ -549,8 +664,7 @@ macro_rules! export_plugin {
             // header is declared with.
             #[allow(unsafe_code, non_upper_case_globals)]
             #[unsafe(no_mangle)]
-            pub static _1as_0lib_1header_0root_bmodule_bloader:
-                x::LibHeader = unsafe {
+            pub static _1as_0lib_1header_0root_bmodule_bloader: x::LibHeader = unsafe {
                 x::LibHeader::from_constructor::<x::PluginModRef>(
                     erased_root_module,
                     x::CheckTypeLayout::Yes,

@@ -51,14 +51,19 @@ pub trait Model: Send + Sync {
     ///
     /// # Errors
     /// Wrong column count, cancellation, or a caught panic.
-    fn predict(&self, ctx: HostContextRef<'_>, x: MatrixRef<'_>) -> RResult<RVec<f32>, PluginError>;
+    fn predict(&self, ctx: HostContextRef<'_>, x: MatrixRef<'_>)
+    -> RResult<RVec<f32>, PluginError>;
 
     /// Class probabilities, `rows x n_classes`. Regressors return
     /// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED).
     ///
     /// # Errors
     /// As [`Model::predict`].
-    fn predict_proba(&self, ctx: HostContextRef<'_>, x: MatrixRef<'_>) -> RResult<Matrix, PluginError>;
+    fn predict_proba(
+        &self,
+        ctx: HostContextRef<'_>,
+        x: MatrixRef<'_>,
+    ) -> RResult<Matrix, PluginError>;
 
     /// A JSON object summarising the model (sizes, parameters, importances).
     fn describe(&self) -> RString;
@@ -123,7 +128,11 @@ pub trait Decomposer: Send + Sync {
     /// # Errors
     /// A model family the decomposer does not handle, or a caught panic.
     #[sabi(last_prefix_field)]
-    fn decompose(&self, ctx: HostContextRef<'_>, model: ModelIr) -> RResult<RVec<SubModel>, PluginError>;
+    fn decompose(
+        &self,
+        ctx: HostContextRef<'_>,
+        model: ModelIr,
+    ) -> RResult<RVec<SubModel>, PluginError>;
 }
 
 /// An owned decomposer object.

@@ -1,1 +1,30 @@
+//! tessera-host: everything around the plugins.
+//!
+//! * [`plugin`] finds, loads and checks plugins, and indexes their
+//!   components by name;
+//! * [`data`] reads CSV tables into feature matrices and targets;
+//! * [`artifact`] writes and reads model files (header + plugin payload);
+//! * [`model`] joins a plugin model with what the host knows about it
+//!   (feature names, class labels) to predict in the user's terms;
+//! * [`train`] runs a learner on a table and produces a model file;
+//! * [`metrics`] scores predictions;
+//! * [`context`] is the [`HostContext`](tessera_core::HostContext) handed to
+//!   every plugin call.
+//!
+//! The `tessera` binary is a thin command line over this library; services
+//! can embed the same calls in-process.
 
+pub mod artifact;
+pub mod context;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod params;
+pub mod plugin;
+pub mod train;
+
+pub use artifact::{Artifact, ArtifactError, Header};
+pub use context::RunContext;
+pub use data::{DataError, Table};
+pub use model::LoadedModel;
+pub use plugin::{LoadError, Registry};

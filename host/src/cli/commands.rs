@@ -1,0 +1,453 @@
+//! The subcommands.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tessera_host::{
+    LoadedModel, Registry, RunContext, Table,
+    artifact::{Artifact, write_atomic},
+    metrics::Metrics,
+    params::ParamSet,
+    plugin::default_plugin_paths,
+    train::{TrainSpec, train as train_model},
+};
+
+use super::{EvalArgs, InspectArgs, PredictArgs, TrainArgs, progress::Bar};
+
+/// A mistake in how the command was called.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command shares: where plugins come from.
+pub struct Env {
+    plugin_paths: Vec<PathBuf>,
+    explicit: bool,
+    verbose: bool,
+}
+
+impl Env {
+    pub fn new(plugins: Vec<PathBuf>, verbose: bool) -> Self {
+        // Paths the user named must exist; the default folder may not.
+        let explicit = !plugins.is_empty() || std::env::var_os("TESSERA_PLUGINS").is_some();
+        Self {
+            plugin_paths: if plugins.is_empty() {
+                default_plugin_paths()
+            } else {
+                plugins
+            },
+            explicit,
+            verbose,
+        }
+    }
+
+    fn registry(&self) -> anyhow::Result<Registry> {
+        let mut r = Registry::new();
+        for p in &self.plugin_paths {
+            if !self.explicit && !p.exists() {
+                continue;
+            }
+            r.load_paths(std::slice::from_ref(p))?;
+        }
+        for s in r.skipped() {
+            eprintln!("warning: skipped {}: {}", s.path.display(), s.error);
+        }
+        Ok(r)
+    }
+}
+
+fn threads(n: Option<usize>) -> anyhow::Result<usize> {
+    match n {
+        Some(0) => Err(UsageError("--threads must be at least 1".into()).into()),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+fn write_json(path: &Path, v: &Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn plugins(env: &Env, as_json: bool) -> anyhow::Result<()> {
+    let r = env.registry()?;
+    if as_json {
+        let list: Vec<Value> = r
+            .plugins()
+            .iter()
+            .map(|p| {
+                let comps: Vec<Value> = p
+                    .manifest
+                    .components
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "kind": c.kind.name(),
+                            "name": c.name.as_str(),
+                            "description": c.description.as_str(),
+                            "params": c.params.iter().map(|p| json!({
+                                "name": p.name.as_str(),
+                                "type": p.ty.as_str(),
+                                "default": serde_json::from_str::<Value>(&p.default).unwrap_or(Value::Null),
+                                "doc": p.doc.as_str(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "name": p.manifest.name.as_str(),
+                    "version": p.manifest.version.as_str(),
+                    "abi_version": p.manifest.abi_version.as_str(),
+                    "path": p.path.display().to_string(),
+                    "components": comps,
+                })
+            })
+            .collect();
+        let skipped: Vec<Value> = r
+            .skipped()
+            .iter()
+            .map(|s| json!({"path": s.path.display().to_string(), "error": s.error.to_string()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"plugins": list, "skipped": skipped}))?
+        );
+        return Ok(());
+    }
+    if r.plugins().is_empty() {
+        let where_: Vec<String> = env
+            .plugin_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        println!("no plugins found in {}", where_.join(", "));
+        return Ok(());
+    }
+    let mut out = String::new();
+    for p in r.plugins() {
+        let _ = writeln!(
+            out,
+            "{} {} (abi {}) — {}",
+            p.manifest.name,
+            p.manifest.version,
+            p.manifest.abi_version,
+            p.path.display()
+        );
+        for c in p.manifest.components.iter() {
+            let _ = writeln!(out, "  {} {}: {}", c.kind.name(), c.name, c.description);
+            for prm in c.params.iter() {
+                let _ = writeln!(
+                    out,
+                    "      {} = {}  ({}) {}",
+                    prm.name, prm.default, prm.ty, prm.doc
+                );
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
+    let threads = threads(a.threads)?;
+    let registry = env.registry()?;
+    let mut params = ParamSet::new();
+    if let Some(c) = &a.config {
+        params.merge_toml_file(c)?;
+    }
+    for s in &a.set {
+        params.set(s)?;
+    }
+    if let Some(seed) = a.seed {
+        params.insert("random_state", Value::from(seed));
+    }
+    let load_start = Instant::now();
+    let table = Table::read(&a.data)?;
+    let valid = a.valid.as_deref().map(Table::read).transpose()?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+
+    let bar = Arc::new(Bar::new(&format!("training {}", a.learner)));
+    let mut ctx = RunContext::new(&registry, threads).verbose(env.verbose);
+    if bar.is_some() {
+        let b = Arc::clone(&bar);
+        ctx = ctx.with_progress(Box::new(move |d, t| {
+            if let Some(b) = b.as_ref() {
+                b.update(d, t);
+            }
+        }));
+    }
+    cancel_on_interrupt(ctx.cancel_flag());
+    let spec = TrainSpec {
+        learner: &a.learner,
+        params: params.to_json(),
+        target: &a.target,
+        task: a.task.into(),
+    };
+    let trained = train_model(&registry, &ctx, &table, &spec)?;
+    drop(ctx);
+    drop(bar);
+
+    let h = &trained.model.header;
+    let metrics = match &valid {
+        Some(v) => Some(
+            trained
+                .model
+                .evaluate(RunContext::new(&registry, threads).as_abi(), v, &a.target)
+                .with_context(|| {
+                    format!("cannot score the validation data {}", v.path().display())
+                })?,
+        ),
+        None => None,
+    };
+    trained.artifact.write(&a.out)?;
+
+    let task = if h.classes.is_empty() {
+        "regression".to_string()
+    } else {
+        format!("classification, {} classes", h.classes.len())
+    };
+    eprintln!(
+        "trained {} on {} rows x {} features ({task}) in {:.3} s -> {}",
+        a.learner,
+        table.n_rows(),
+        h.features.len(),
+        trained.fit_seconds,
+        a.out.display()
+    );
+    if let Some(m) = &metrics {
+        eprintln!(
+            "validation ({}): {}",
+            a.valid.as_ref().expect("valid").display(),
+            metrics_line(m)
+        );
+    }
+    if let Some(path) = &a.report {
+        let mut report = json!({
+            "learner": a.learner,
+            "params": params.to_json(),
+            "data": a.data.display().to_string(),
+            "n_rows": table.n_rows(),
+            "n_features": h.features.len(),
+            "task": h.task,
+            "classes": h.classes,
+            "threads": threads,
+            "load_seconds": load_seconds,
+            "fit_seconds": trained.fit_seconds,
+            "model": a.out.display().to_string(),
+            "model_bytes": trained.artifact.to_bytes().len(),
+            "summary": serde_json::from_str::<Value>(&trained.model.model.describe()).unwrap_or(Value::Null),
+        });
+        if let Some(m) = &metrics {
+            report["valid"] = json!(a.valid.as_ref().map(|p| p.display().to_string()));
+            report["metrics"] = serde_json::to_value(m)?;
+        }
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+/// The first Ctrl-C asks the learner to stop (it returns at its next check
+/// and nothing is written); a second one ends the process at once.
+fn cancel_on_interrupt(flag: Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after the current step (Ctrl-C again to quit now)");
+    });
+}
+
+fn metrics_line(m: &Metrics) -> String {
+    match m {
+        Metrics::Classification(c) => {
+            let mut s = format!("accuracy {:.4}, log_loss {:.4}", c.accuracy, c.log_loss);
+            if let Some(auc) = c.roc_auc {
+                let _ = write!(s, ", roc_auc {auc:.4}");
+            }
+            s
+        }
+        Metrics::Regression(r) => format!("rmse {:.4}, mae {:.4}, r2 {:.4}", r.rmse, r.mae, r.r2),
+    }
+}
+
+pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
+    let threads = threads(a.threads)?;
+    let registry = env.registry()?;
+    let load_start = Instant::now();
+    let model = LoadedModel::open(&registry, &a.model)?;
+    if a.proba && !model.is_classifier() {
+        return Err(UsageError(format!(
+            "--proba needs a classifier, and {} is a regression model",
+            a.model.display()
+        ))
+        .into());
+    }
+    let table = Table::read(&a.data)?;
+    let x = model.features_from(&table)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+
+    let ctx = RunContext::new(&registry, threads).verbose(env.verbose);
+    let start = Instant::now();
+    let pred = model.predict(ctx.as_abi(), &x)?;
+    let proba = if a.proba {
+        Some(model.predict_proba(ctx.as_abi(), &x)?)
+    } else {
+        None
+    };
+    let predict_seconds = start.elapsed().as_secs_f64();
+
+    let mut csv = String::with_capacity(pred.len() * 8);
+    csv.push_str("prediction");
+    if proba.is_some() {
+        for c in &model.header.classes {
+            let _ = write!(csv, ",{}", csv_field(&format!("proba_{c}")));
+        }
+    }
+    csv.push('\n');
+    let k = model.header.classes.len();
+    for (i, &p) in pred.iter().enumerate() {
+        csv.push_str(&csv_field(&model.label(p)));
+        if let Some(pr) = &proba {
+            for v in &pr.data[i * k..(i + 1) * k] {
+                let _ = write!(csv, ",{v}");
+            }
+        }
+        csv.push('\n');
+    }
+    match &a.out {
+        Some(path) => write_atomic(path, csv.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = out.write_all(csv.as_bytes());
+        }
+    }
+    if let Some(path) = &a.report {
+        write_json(
+            path,
+            &json!({
+                "model": a.model.display().to_string(),
+                "data": a.data.display().to_string(),
+                "n_rows": table.n_rows(),
+                "n_features": model.header.features.len(),
+                "threads": threads,
+                "load_seconds": load_seconds,
+                "predict_seconds": predict_seconds,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn eval(env: &Env, a: EvalArgs) -> anyhow::Result<()> {
+    let threads = threads(a.threads)?;
+    let registry = env.registry()?;
+    let model = LoadedModel::open(&registry, &a.model)?;
+    let table = Table::read(&a.data)?;
+    let ctx = RunContext::new(&registry, threads).verbose(env.verbose);
+    let m = model.evaluate(ctx.as_abi(), &table, &a.target)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        match &m {
+            Metrics::Classification(c) => {
+                println!("rows      {}", c.n_rows);
+                println!("accuracy  {:.4}", c.accuracy);
+                println!("log_loss  {:.4}", c.log_loss);
+                if let Some(auc) = c.roc_auc {
+                    println!("roc_auc   {auc:.4}");
+                }
+            }
+            Metrics::Regression(r) => {
+                println!("rows  {}", r.n_rows);
+                println!("rmse  {:.4}", r.rmse);
+                println!("mae   {:.4}", r.mae);
+                println!("r2    {:.4}", r.r2);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(env: &Env, a: InspectArgs) -> anyhow::Result<()> {
+    let artifact = Artifact::read(&a.model)?;
+    let file_bytes = std::fs::metadata(&a.model).map(|m| m.len()).unwrap_or(0);
+    // The header is readable without the plugin; the summary needs it.
+    let summary = env
+        .registry()
+        .and_then(|r| LoadedModel::from_artifact(&r, artifact.clone()))
+        .map(|m| serde_json::from_str::<Value>(&m.model.describe()).unwrap_or(Value::Null));
+    let h = &artifact.header;
+    if a.json {
+        let mut v = json!({
+            "file": a.model.display().to_string(),
+            "file_bytes": file_bytes,
+            "format_version": tessera_host::artifact::FORMAT_VERSION,
+            "header": h,
+        });
+        match summary {
+            Ok(s) => v["summary"] = s,
+            Err(e) => {
+                v["summary"] = Value::Null;
+                v["summary_error"] = json!(format!("{e:#}"));
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("file        {} ({file_bytes} bytes)", a.model.display());
+    println!(
+        "format      tessera model v{}",
+        tessera_host::artifact::FORMAT_VERSION
+    );
+    println!(
+        "learner     {} (plugin {} {}, abi {})",
+        h.component, h.plugin, h.plugin_version, h.abi_version
+    );
+    println!("task        {}", h.task);
+    if !h.classes.is_empty() {
+        println!("classes     {}", h.classes.join(", "));
+    }
+    println!("target      {}", h.target);
+    println!(
+        "features    {} ({})",
+        h.features.len(),
+        abbreviate(&h.features, 8)
+    );
+    println!(
+        "payload     {} bytes, crc32 {:08x}",
+        h.payload_len, h.payload_crc32
+    );
+    println!("training    {}", h.training);
+    match summary {
+        Ok(s) => println!("summary     {s}"),
+        Err(e) => println!("summary     unavailable: {e:#}"),
+    }
+    Ok(())
+}
+
+fn abbreviate(names: &[String], n: usize) -> String {
+    let mut s = names.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > n {
+        let _ = write!(s, ", … {} more", names.len() - n);
+    }
+    s
+}

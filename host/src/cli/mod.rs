@@ -1,0 +1,195 @@
+//! Command-line arguments (the contract in DESIGN.md) and dispatch.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_host::{
+    artifact::ArtifactError,
+    data::{DataError, TaskHint},
+    model::CallError,
+    params::ParamError,
+    plugin::{LoadError, PluginCallError},
+};
+
+/// Train, inspect and run classical ML models whose algorithms are plugins.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Plugin folder or file to load (repeatable). Default: $TESSERA_PLUGINS,
+    /// else the folder the tessera binary is in.
+    #[arg(long, global = true, value_name = "PATH")]
+    plugins: Vec<PathBuf>,
+
+    /// Print plugin debug messages.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the loaded plugins and their components.
+    Plugins(PluginsArgs),
+    /// Train a model from a CSV file.
+    Train(TrainArgs),
+    /// Predict with a model.
+    Predict(PredictArgs),
+    /// Score a model on labelled data.
+    Eval(EvalArgs),
+    /// Show a model file's header and summary.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct PluginsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Learner component name, e.g. random_forest.
+    #[arg(long, value_name = "NAME")]
+    learner: String,
+    /// Training data (CSV with a header row).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Name of the target column; every other column is a feature.
+    #[arg(long, value_name = "COL")]
+    target: String,
+    /// One learner parameter; VALUE is a TOML value, dotted keys reach nested tables.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Learner parameters as a TOML table (applied before --set).
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Validation data, scored after training and written to the report.
+    #[arg(long, value_name = "FILE")]
+    valid: Option<PathBuf>,
+    /// Sets the learner's random_state.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Thread budget (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Where to write the model.
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// Write timings and metrics as JSON here.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// What the target is; `auto` takes text labels and few distinct integers
+    /// for classes.
+    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
+    task: TaskArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Auto,
+    Classification,
+    Regression,
+}
+
+impl From<TaskArg> for TaskHint {
+    fn from(t: TaskArg) -> Self {
+        match t {
+            TaskArg::Auto => TaskHint::Auto,
+            TaskArg::Classification => TaskHint::Classification,
+            TaskArg::Regression => TaskHint::Regression,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct PredictArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Data to predict (CSV; columns are picked by name, extra ones ignored).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Also write one probability column per class.
+    #[arg(long)]
+    proba: bool,
+    /// Thread budget (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Write predictions here instead of standard output.
+    #[arg(long, value_name = "FILE.csv")]
+    out: Option<PathBuf>,
+    /// Write timings as JSON here.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Labelled data (CSV).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// The column holding the truth.
+    #[arg(long, value_name = "COL")]
+    target: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Thread budget (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The model file.
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let env = commands::Env::new(cli.plugins, cli.verbose);
+    match cli.command {
+        Command::Plugins(a) => commands::plugins(&env, a.json),
+        Command::Train(a) => commands::train(&env, a),
+        Command::Predict(a) => commands::predict(&env, a),
+        Command::Eval(a) => commands::eval(&env, a),
+        Command::Inspect(a) => commands::inspect(&env, a),
+    }
+}
+
+/// 2 when the fault lies in what the user gave (arguments, files, data,
+/// parameters), 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<DataError>()
+            || cause.is::<ArtifactError>()
+            || cause.is::<LoadError>()
+            || cause.is::<ParamError>()
+            || cause.is::<commands::UsageError>()
+        {
+            return 2;
+        }
+        if let Some(c) = cause.downcast_ref::<CallError>() {
+            return if c.error.kind.is_user_error() { 2 } else { 1 };
+        }
+        if let Some(c) = cause.downcast_ref::<PluginCallError>() {
+            return if c.error.kind.is_user_error() { 2 } else { 1 };
+        }
+        if let Some(p) = cause.downcast_ref::<tessera_core::PluginError>() {
+            return if p.kind.is_user_error() { 2 } else { 1 };
+        }
+    }
+    1
+}

@@ -1,0 +1,122 @@
+//! Training: a learner, a table and a target column in; a model and its
+//! file contents out.
+
+use std::time::Instant;
+
+use abi_stable::std_types::{ROption, RSlice, RString};
+use anyhow::Context;
+use tessera_core::{ComponentKind, MatrixRef, TrainData};
+
+use crate::{
+    artifact::{Artifact, Header, crc32},
+    context::RunContext,
+    data::{Table, TaskHint},
+    model::{CallError, LoadedModel},
+    plugin::Registry,
+};
+
+/// What to train.
+#[derive(Clone, Debug)]
+pub struct TrainSpec<'a> {
+    /// The learner's component name.
+    pub learner: &'a str,
+    /// Its parameters as a JSON object.
+    pub params: serde_json::Value,
+    /// The target column.
+    pub target: &'a str,
+    /// Classification, regression, or decide from the target.
+    pub task: TaskHint,
+}
+
+/// A trained model, ready to save or use.
+pub struct Trained {
+    /// The model with its header.
+    pub model: LoadedModel,
+    /// The model file's contents.
+    pub artifact: Artifact,
+    /// Seconds spent in the learner's `fit`.
+    pub fit_seconds: f64,
+}
+
+/// Trains `spec.learner` on `table`.
+///
+/// # Errors
+/// An unknown learner, bad parameters (reported by the plugin), a bad
+/// target or feature column, or the learner's own failure.
+pub fn train(
+    registry: &Registry,
+    ctx: &RunContext<'_>,
+    table: &Table,
+    spec: &TrainSpec<'_>,
+) -> anyhow::Result<Trained> {
+    let params_text = spec.params.to_string();
+    let learner = registry.create_learner(spec.learner, &params_text)?;
+    let target = table.target(spec.target, spec.task)?;
+    let features = table.columns_except(spec.target);
+    if features.is_empty() {
+        return Err(crate::data::DataError::BadTarget {
+            path: table.path().to_path_buf(),
+            column: spec.target.to_string(),
+            what: "it is the only column; there are no features to learn from".into(),
+        }
+        .into());
+    }
+    let x = table.features(&features)?;
+    let names: Vec<RString> = features.iter().map(|s| RString::from(s.as_str())).collect();
+    let data = TrainData {
+        x: MatrixRef::new(&x, table.n_rows(), features.len())?,
+        y: RSlice::from_slice(&target.y),
+        weights: ROption::RNone,
+        feature_names: RSlice::from_slice(&names),
+        task: target.task,
+    };
+    let start = Instant::now();
+    let model = learner
+        .fit(ctx.as_abi(), data)
+        .into_result()
+        .map_err(|error| CallError {
+            context: format!("learner `{}` fit", spec.learner),
+            error,
+        })?;
+    let fit_seconds = start.elapsed().as_secs_f64();
+    let payload = model
+        .to_bytes()
+        .into_result()
+        .map_err(|error| CallError {
+            context: format!("learner `{}` to_bytes", spec.learner),
+            error,
+        })
+        .context("cannot serialize the trained model")?;
+    let provider = registry.provider(ComponentKind::Learner, spec.learner)?;
+    let header = Header {
+        plugin: provider.manifest.name.to_string(),
+        plugin_version: provider.manifest.version.to_string(),
+        component: spec.learner.to_string(),
+        abi_version: provider.manifest.abi_version.to_string(),
+        task: target.task.name().to_string(),
+        classes: target.classes.clone(),
+        target: spec.target.to_string(),
+        features,
+        payload_len: payload.len() as u64,
+        payload_crc32: crc32(&payload),
+        training: serde_json::json!({
+            "data": table.path().display().to_string(),
+            "rows": table.n_rows(),
+            "params": spec.params,
+            "fit_seconds": fit_seconds,
+            "threads": tessera_core::HostContext::threads(ctx),
+            "created_unix": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }),
+    };
+    let artifact = Artifact {
+        header: header.clone(),
+        payload: payload.into_vec(),
+    };
+    Ok(Trained {
+        model: LoadedModel { header, model },
+        artifact,
+        fit_seconds,
+    })
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: they run the built `tessera` binary with the built
+//! plugins, as a user would.
+
+mod cli;
+mod errors;
+mod golden;
+mod loading;
+mod nesting;
+mod template;
+mod util;

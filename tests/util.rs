@@ -1,0 +1,162 @@
+//! Helpers: find the binary and the plugin libraries, run commands, make
+//! temporary folders.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+/// The `tessera` binary under test.
+pub fn tessera_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A shipped example dataset file, e.g. `data("iris.train.csv")`.
+pub fn data(name: &str) -> PathBuf {
+    repo().join("examples/data").join(name)
+}
+
+/// A test input under tests/data.
+pub fn test_data(name: &str) -> PathBuf {
+    repo().join("tests/data").join(name)
+}
+
+/// The shared library of plugin crate `lib_name` (e.g. `tessera_forest`),
+/// built by cargo as a dev-dependency next to this test executable.
+pub fn plugin_lib(lib_name: &str) -> PathBuf {
+    let file = format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let p = dir.join(&file);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("plugin library {file} not found next to {}", exe.display());
+}
+
+/// A fresh empty folder under the target dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let exe = std::env::current_exe().unwrap();
+        let base = exe.parent().unwrap().parent().unwrap().join("e2e-tmp");
+        let dir = base.join(format!(
+            "{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A plugins folder holding copies of the named plugin libraries.
+pub fn plugin_dir(libs: &[&str]) -> TempDir {
+    let d = TempDir::new("plugins");
+    for lib in libs {
+        let src = plugin_lib(lib);
+        std::fs::copy(&src, d.path().join(src.file_name().unwrap())).unwrap();
+    }
+    d
+}
+
+/// The result of one run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts exit code `code` and that stderr contains every piece.
+    #[track_caller]
+    pub fn fails(&self, code: i32, pieces: &[&str]) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        for p in pieces {
+            assert!(
+                self.stderr.contains(p),
+                "stderr lacks {p:?}:\n{}",
+                self.stderr
+            );
+        }
+    }
+}
+
+/// Runs `tessera` with `args`, loading plugins from `plugins`.
+pub fn tessera(plugins: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(tessera_bin());
+    cmd.arg("--plugins")
+        .arg(plugins)
+        .args(args)
+        .env_remove("TESSERA_PLUGINS");
+    Run::from(cmd.output().unwrap())
+}
+
+/// Reads a whole text file.
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Path as `&str`.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
