@@ -494,16 +494,16 @@ pub fn with_thread_budget<R: Send>(
 /// A context that forwards to a parent but reports its own thread budget and,
 /// optionally, no progress. Meta-learners hand one to each child learner so
 /// the children share the parent's budget instead of multiplying it.
-pub struct SubContext<'a> {
-    parent: &'a HostContextRef<'a>,
+pub struct SubContext<'a, 'p> {
+    parent: &'a HostContextRef<'p>,
     threads: u32,
     forward_progress: bool,
 }
 
-impl<'a> SubContext<'a> {
+impl<'a, 'p> SubContext<'a, 'p> {
     /// A child context with `threads` threads that does not forward progress
     /// (the parent reports its own).
-    pub fn new(parent: &'a HostContextRef<'a>, threads: u32) -> Self {
+    pub fn new(parent: &'a HostContextRef<'p>, threads: u32) -> Self {
         Self {
             parent,
             threads: threads.max(1),
@@ -523,7 +523,7 @@ impl<'a> SubContext<'a> {
     }
 }
 
-impl HostContext for SubContext<'_> {
+impl HostContext for SubContext<'_, '_> {
     fn threads(&self) -> u32 {
         self.threads
     }

@@ -152,9 +152,13 @@ mod tests {
         assert_eq!(m.accuracy, 0.75);
         let expected = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln()) / 4.0;
         assert!((m.log_loss - expected).abs() < 1e-6, "{}", m.log_loss);
-        // Positives score 0.8 and 0.4, negatives 0.1 and 0.3: 3 of 4 pairs
+        // Positives score 0.8 and 0.4, negatives 0.1 and 0.3: every pair is
         // ordered right.
-        assert_eq!(m.roc_auc, Some(0.75));
+        assert_eq!(m.roc_auc, Some(1.0));
+        let m = classification(&y, &pred, &[0.9, 0.1, 0.2, 0.8, 0.9, 0.1, 0.7, 0.3], 2);
+        // Now the second positive (0.1) ranks below one negative (0.3) and
+        // ties the other (0.1): (1 + 1 + 0 + 0.5) / 4.
+        assert_eq!(m.roc_auc, Some(0.625));
     }
 
     #[test]

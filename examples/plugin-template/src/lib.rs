@@ -43,9 +43,8 @@ pub const LEARNER_NAME: &str = "linear";
 
 /// Creates the learner from parameters that already passed the schema.
 fn create(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
-    Ok(Box::new(train::LinearLearner::new(
-        params::LinearParams::from_params(&params),
-    )))
+    let params = params::LinearParams::from_params(&params);
+    Ok(Box::new(train::LinearLearner::new(params)))
 }
 
 /// Reads back a model written by [`model::LinearModel`]'s `to_bytes`.

@@ -109,7 +109,7 @@ pub fn lbfgs<E>(
     let mut dir = vec![0.0; n];
     let mut x_new = vec![0.0; n];
     let mut grad_new = vec![0.0; n];
-    let mut alphas = vec![0.0; MEMORY];
+    let mut alphas = [0.0; MEMORY];
 
     let mut iterations = 0;
     let mut converged = max_abs(&grad) <= tol;

@@ -216,15 +216,17 @@ fn fit_ridge(
         .iter()
         .map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 1.0 })
         .collect();
+    // `jitter` is added to the scaled diagonal (which is 1, or 0 for a
+    // constant feature) only when the system cannot be solved as it is.
     let mut jitter = 0.0;
     let coef = loop {
         let mut a = vec![0.0; p * p];
         for j in 0..p {
             for k in 0..=j {
-                let g =
-                    sums[j * (j + 1) / 2 + k] + if j == k { params.alpha + jitter } else { 0.0 };
+                let g = sums[j * (j + 1) / 2 + k] + if j == k { params.alpha } else { 0.0 };
                 a[j * p + k] = g * scale[j] * scale[k];
             }
+            a[j * p + j] += jitter;
         }
         let mut u: Vec<f64> = (0..p).map(|j| sums[tri + j] * scale[j]).collect();
         match cholesky_solve(&mut a, p, &mut u) {
@@ -236,11 +238,13 @@ fn fit_ridge(
                     .collect::<Vec<f64>>();
             }
             Err(NotPositiveDefinite) if jitter < 1e-6 => {
-                // Collinear features without a penalty: add the smallest
-                // ridge that makes the system solvable, and say so.
+                // Collinear or constant features and (nearly) no penalty:
+                // add the smallest relative ridge that makes the system
+                // solvable, and say so.
                 jitter = if jitter == 0.0 { 1e-10 } else { jitter * 100.0 };
                 let msg = format!(
-                    "linear: the features are collinear; solving with a ridge penalty of {jitter:e} (set alpha > 0 to choose one)"
+                    "linear: the features are collinear; adding a relative ridge penalty \
+                     of {jitter:e} (set alpha > 0 to choose the penalty)"
                 );
                 ctx.log(level::WARN, msg.as_str().into());
             }
@@ -339,17 +343,21 @@ fn fit_logistic(
             }
         });
         let mut loss = sums[k * width] / total;
-        for c in 0..k {
-            for j in 0..width {
-                let at = c * width + j;
-                grad[at] = sums[at] / total;
-                if j < p {
-                    loss += 0.5 * penalty[j] * theta[at] * theta[at];
-                    grad[at] += penalty[j] * theta[at];
-                } else if !params.fit_intercept {
-                    grad[at] = 0.0;
-                }
+        let per_class = grad
+            .chunks_exact_mut(width)
+            .zip(sums.chunks_exact(width))
+            .zip(theta.chunks_exact(width));
+        for ((g, s), t) in per_class {
+            for (((g, s), t), pen) in g.iter_mut().zip(s).zip(t).zip(&penalty) {
+                *g = s / total + pen * t;
+                loss += 0.5 * pen * t * t;
             }
+            // The intercept, last, is not penalised.
+            g[p] = if params.fit_intercept {
+                s[p] / total
+            } else {
+                0.0
+            };
         }
         Ok(loss)
     };
@@ -381,7 +389,7 @@ fn fit_logistic(
     };
     ctx.log(
         if found.converged {
-            level::INFO
+            level::DEBUG
         } else {
             level::WARN
         },

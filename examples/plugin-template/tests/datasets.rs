@@ -218,15 +218,37 @@ fn ridge_recovers_a_line() {
 }
 
 #[test]
-fn collinear_features_without_penalty_still_fit() {
+fn collinear_and_constant_features_without_penalty_still_fit() {
     let t = Table::from_rows(
-        &[&[1.0, 2.0], &[2.0, 4.0], &[3.0, 6.0], &[4.0, 8.0]],
+        &[
+            &[1.0, 2.0, 5.0],
+            &[2.0, 4.0, 5.0],
+            &[3.0, 6.0, 5.0],
+            &[4.0, 8.0, 5.0],
+        ],
         &[1.0, 2.0, 3.0, 4.0],
     );
-    let model = fit(&t, Task::regression(), r#"{"alpha": 0}"#);
-    for (p, y) in predict(&model, &t).iter().zip(&t.y) {
-        assert!((p - y).abs() < 1e-3, "{p} vs {y}");
+    for params in [r#"{"alpha": 0}"#, r#"{"alpha": 0, "fit_intercept": false}"#] {
+        let model = fit(&t, Task::regression(), params);
+        for (p, y) in predict(&model, &t).iter().zip(&t.y) {
+            assert!((p - y).abs() < 1e-3, "{params}: {p} vs {y}");
+        }
     }
+}
+
+#[test]
+fn classes_missing_from_the_training_data_get_no_rows() {
+    let Some(train) = Table::read("iris.train.csv") else {
+        return;
+    };
+    let model = fit(&train, Task::classification(5), "");
+    assert!(predict(&model, &train).iter().all(|&c| c < 3.0));
+    let p = model
+        .predict_proba(NullContext::default().as_ref(), train.matrix())
+        .into_result()
+        .unwrap();
+    assert_eq!(p.cols, 5);
+    assert!(p.data.iter().all(|v| v.is_finite()));
 }
 
 #[test]

@@ -13,16 +13,12 @@
 //! `tessera-test-meta`, it lets the host's tests nest learners across plugins
 //! (`meta_ensemble -> relay -> meta_ensemble -> random_forest`).
 
-use std::{
-    mem::ManuallyDrop,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use tessera_core::{
-    HostContext_TO, HostContextRef, Matrix, MatrixRef, ModelBox, PluginError, Task, TrainData,
-    abi_stable::{RRef, sabi_trait::TD_Opaque},
+    HostContextRef, Matrix, MatrixRef, ModelBox, PluginError, Task, TrainData,
     params::{Check, ParamSpec, Params},
     plugin::{LearnerImpl, ModelImpl, SubContext, with_thread_budget},
 };
@@ -105,19 +101,12 @@ where
 {
     let threads = ctx.threads();
     let share = child_threads(threads, items.len());
-    // `SubContext::new` takes a `&'a HostContextRef<'a>`, which `ctx` (a
-    // short borrow of a longer-lived context) is not. Re-wrapping `ctx` gives
-    // a context whose lifetime is just this borrow; `ManuallyDrop` keeps the
-    // drop check from extending the borrow (dropping an `RRef`-based object
-    // does nothing anyway).
-    let parent: ManuallyDrop<HostContextRef<'_>> =
-        ManuallyDrop::new(HostContext_TO::from_ptr(RRef::new(ctx), TD_Opaque));
     with_thread_budget(threads as usize, || {
         items
             .par_iter()
             .enumerate()
             .map(|(i, item)| {
-                let sub = SubContext::new(&parent, share);
+                let sub = SubContext::new(ctx, share);
                 f(i, item, sub.as_ref())
             })
             .collect::<Result<Vec<T>, PluginError>>()
@@ -177,7 +166,7 @@ impl LearnerImpl for AveragingLearner {
         })?;
 
         for (i, child) in children.iter().enumerate() {
-            if child.task() != data.task || child.n_features() != data.x.cols as u64 {
+            if child.task() != data.task || child.n_features() != data.x.cols {
                 return Err(PluginError::internal(format!(
                     "{}: child {i} (`{}`) returned a model for a different task or feature count",
                     self.component, self.estimator
@@ -331,8 +320,12 @@ mod tests {
     use std::sync::OnceLock;
 
     use tessera_core::{
-        ErrorKind, HostContext, LearnerBox, NullContext,
-        abi_stable::std_types::{RResult, RStr, RString},
+        ErrorKind, HostContext, HostContext_TO, LearnerBox, NullContext,
+        abi_stable::{
+            RRef,
+            sabi_trait::TD_Opaque,
+            std_types::{RResult, RStr, RString},
+        },
         plugin::{LearnerDef, PluginDef},
     };
 
