@@ -160,13 +160,26 @@ struct InspectArgs {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let env = commands::Env::new(cli.plugins, cli.verbose);
-    match cli.command {
+    let result = match cli.command {
         Command::Plugins(a) => commands::plugins(&env, a.json),
         Command::Train(a) => commands::train(&env, a),
         Command::Predict(a) => commands::predict(&env, a),
         Command::Eval(a) => commands::eval(&env, a),
         Command::Inspect(a) => commands::inspect(&env, a),
+    };
+    if cli.verbose
+        && let Err(e) = &result
+    {
+        // The loader's layout report is hundreds of lines: shown on request.
+        for cause in e.chain() {
+            if let Some(LoadError::Incompatible { full, .. }) = cause.downcast_ref::<LoadError>()
+                && !full.is_empty()
+            {
+                eprintln!("full report from the plugin loader:\n{full}");
+            }
+        }
     }
+    result
 }
 
 /// 2 when the fault lies in what the user gave (arguments, files, data,

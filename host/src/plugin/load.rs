@@ -245,27 +245,47 @@ fn short_loader_reason(raw: &str, path: &Path) -> String {
         .to_string()
 }
 
-/// abi_stable's layout report runs to hundreds of lines; the useful facts
-/// ("mismatched type", "too many fields") sit at its end.
+/// abi_stable's layout report runs to hundreds of lines; the verdict sits
+/// at its end as `Error:<what>` followed by `Expected:` / `Found:` blocks.
 fn summarize_instability(full: &str) -> String {
-    let lines: Vec<&str> = full
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let interesting = lines.iter().rev().find(|l| {
-        let l = l.to_ascii_lowercase();
-        l.contains("mismatch")
-            || l.contains("expected")
-            || l.contains("too many")
-            || l.contains("not")
-    });
-    let summary = interesting
-        .or(lines.last())
-        .map_or("the type layouts differ", |l| l);
-    let mut s: String = summary.chars().take(160).collect();
-    if s.len() < summary.len() {
-        s.push('…');
+    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
+        return "type layouts differ".to_string();
+    };
+    let mut out = lines[start].trim_start_matches("Error:").trim().to_string();
+    let mut rest = lines[start + 1..].iter().take(6);
+    while let Some(l) = rest.next() {
+        let label = match *l {
+            "Expected:" => "expected",
+            "Found:" => "found",
+            _ => continue,
+        };
+        if let Some(v) = rest.next() {
+            out.push_str(&format!("; {label} {v}"));
+        }
     }
-    format!("type layouts differ: {s}")
+    out.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instability_summary_keeps_the_verdict() {
+        let report = "Layout of expected type:\n  type:RString\n\nError:mismatched type\nExpected:\n    PluginError\nFound:\n    RString\n";
+        assert_eq!(
+            summarize_instability(report),
+            "mismatched type; expected PluginError; found RString"
+        );
+        assert_eq!(summarize_instability("noise"), "type layouts differ");
+    }
+
+    #[test]
+    fn library_names() {
+        assert!(is_library_name(Path::new("/x/libtessera_forest.so")));
+        assert!(is_library_name(Path::new("tessera_forest.dll")));
+        assert!(!is_library_name(Path::new("/x/tessera")));
+        assert!(!is_library_name(Path::new("/x/notes.txt")));
+    }
 }
