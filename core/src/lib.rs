@@ -78,7 +78,7 @@ mod tests {
     // macro abi_stable offers for it needs `abi_stable` as a direct
     // dependency of every plugin. This keeps the two in step.
     fn root_module_symbol_matches_abi_stable() {
-        let exported = include_str!("plugin.rs");
+        let exported = include_str!("plugin/export.rs");
         let name = abi_stable::library::ROOT_MODULE_LOADER_NAME;
         assert!(
             exported.contains(&format!("pub static {name}:")),

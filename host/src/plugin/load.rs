@@ -248,7 +248,11 @@ fn short_loader_reason(raw: &str, path: &Path) -> String {
 /// abi_stable's layout report runs to hundreds of lines; the verdict sits
 /// at its end as `Error:<what>` followed by `Expected:` / `Found:` blocks.
 fn summarize_instability(full: &str) -> String {
-    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = full
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let Some(start) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
         return "type layouts differ".to_string();
     };
