@@ -2,10 +2,13 @@
 
 use abi_stable::{
     RRef, sabi_trait,
-    std_types::{RResult, RStr},
+    std_types::{RResult, RSlice, RStr},
 };
 
-use crate::{error::PluginError, traits::LearnerBox};
+use crate::{
+    error::PluginError,
+    traits::{LearnerBox, ModelBox},
+};
 
 /// Log levels for [`HostContext::log`].
 pub mod level {
@@ -36,8 +39,17 @@ pub trait HostContext: Send + Sync {
 
     /// Creates a learner of any loaded plugin by component name, with its
     /// parameters as JSON text. This is how meta-learners wrap base learners.
-    #[sabi(last_prefix_field)]
     fn create_learner(&self, name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError>;
+
+    /// Reads back a model of any loaded plugin from the bytes its
+    /// [`Model::to_bytes`](crate::Model::to_bytes) wrote, by the component
+    /// that trained it. Meta-models load their members this way.
+    #[sabi(last_prefix_field)]
+    fn load_model(
+        &self,
+        component: RStr<'_>,
+        bytes: RSlice<'_, u8>,
+    ) -> RResult<ModelBox, PluginError>;
 }
 
 /// A borrowed host context, as passed into every call.
@@ -80,6 +92,16 @@ impl HostContext for NullContext {
     ) -> RResult<LearnerBox, PluginError> {
         RResult::RErr(PluginError::unsupported(format!(
             "no host is present to create learner `{name}`"
+        )))
+    }
+
+    fn load_model(
+        &self,
+        component: RStr<'_>,
+        _bytes: RSlice<'_, u8>,
+    ) -> RResult<ModelBox, PluginError> {
+        RResult::RErr(PluginError::unsupported(format!(
+            "no host is present to load a `{component}` model"
         )))
     }
 }

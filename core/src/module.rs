@@ -9,6 +9,7 @@ use abi_stable::{
 };
 
 use crate::{
+    context::HostContextRef,
     error::PluginError,
     manifest::Manifest,
     traits::{CompressorBox, DecomposerBox, LearnerBox, ModelBox},
@@ -30,8 +31,11 @@ pub struct PluginMod {
     pub create_learner:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError>,
     /// Reads back a model written by [`Model::to_bytes`](crate::Model::to_bytes).
-    pub load_model:
-        extern "C" fn(component: RStr<'_>, bytes: RSlice<'_, u8>) -> RResult<ModelBox, PluginError>,
+    pub load_model: extern "C" fn(
+        component: RStr<'_>,
+        bytes: RSlice<'_, u8>,
+        ctx: HostContextRef<'_>,
+    ) -> RResult<ModelBox, PluginError>,
     /// Creates a compressor by component name; `params` is a JSON object.
     pub create_compressor:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<CompressorBox, PluginError>,

@@ -9,9 +9,11 @@ use std::sync::{
 use abi_stable::{
     RRef,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RStr},
+    std_types::{RResult, RSlice, RStr},
 };
-use tessera_core::{HostContext, HostContext_TO, HostContextRef, LearnerBox, PluginError};
+use tessera_core::{
+    HostContext, HostContext_TO, HostContextRef, LearnerBox, ModelBox, PluginError,
+};
 
 use crate::plugin::Registry;
 
@@ -86,7 +88,28 @@ impl HostContext for RunContext<'_> {
     fn create_learner(&self, name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError> {
         self.registry
             .create_learner(name.as_str(), params.as_str())
-            .map_err(|e| PluginError::params(format!("{e:#}")))
+            .map_err(plugin_error)
             .into()
+    }
+
+    fn load_model(
+        &self,
+        component: RStr<'_>,
+        bytes: RSlice<'_, u8>,
+    ) -> RResult<ModelBox, PluginError> {
+        self.registry
+            .load_model_with(component.as_str(), bytes.as_slice(), self.as_abi())
+            .map_err(plugin_error)
+            .into()
+    }
+}
+
+/// A host error as a plugin sees it: a plugin's own error keeps its kind
+/// (a corrupt payload stays a corrupt-model error) with the plugin's name
+/// attached; anything else (an unknown component) is unsupported.
+fn plugin_error(e: anyhow::Error) -> PluginError {
+    match e.downcast::<crate::plugin::PluginCallError>() {
+        Ok(call) => PluginError::new(call.error.kind, call.to_string()),
+        Err(other) => PluginError::unsupported(format!("{other:#}")),
     }
 }

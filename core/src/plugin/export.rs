@@ -5,6 +5,7 @@ pub use abi_stable::std_types::{RResult, RSlice, RStr};
 pub use super::{PluginDef, guard};
 pub use crate::module::{PluginMod, PluginModRef};
 pub use crate::{
+    context::HostContextRef,
     error::PluginError,
     manifest::Manifest,
     traits::{CompressorBox, DecomposerBox, LearnerBox, ModelBox},
@@ -28,8 +29,9 @@ pub fn load_model(
     def: fn() -> &'static PluginDef,
     component: RStr<'_>,
     bytes: RSlice<'_, u8>,
+    ctx: HostContextRef<'_>,
 ) -> RResult<ModelBox, PluginError> {
-    guard(|| def().load_model(component.as_str(), bytes.as_slice()))
+    guard(|| def().load_model_with(component.as_str(), bytes.as_slice(), &ctx))
 }
 pub fn create_compressor(
     def: fn() -> &'static PluginDef,
@@ -85,8 +87,9 @@ macro_rules! export_plugin {
             extern "C" fn load_model(
                 component: RStr<'_>,
                 bytes: RSlice<'_, u8>,
+                ctx: $crate::HostContextRef<'_>,
             ) -> RResult<$crate::ModelBox, $crate::PluginError> {
-                x::load_model(def, component, bytes)
+                x::load_model(def, component, bytes, ctx)
             }
             extern "C" fn create_compressor(
                 name: RStr<'_>,

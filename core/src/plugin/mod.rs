@@ -102,7 +102,10 @@ pub trait DecomposerImpl: Send + Sync + 'static {
 }
 
 /// Reads back a serialized model.
-pub type LoadFn = fn(&[u8]) -> Result<Box<dyn ModelImpl>, PluginError>;
+///
+/// The context lets a model made of other plugins' models (bagging) load
+/// its members through the host.
+pub type LoadFn = fn(&[u8], &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError>;
 
 /// Declares one learner.
 pub struct LearnerDef {
@@ -225,6 +228,20 @@ impl PluginDef {
     /// # Errors
     /// An unknown component or unreadable bytes.
     pub fn load_model(&self, component: &str, bytes: &[u8]) -> Result<ModelBox, PluginError> {
+        self.load_model_with(component, bytes, &crate::NullContext::default().as_ref())
+    }
+
+    /// Reads back a model of learner `component`, with `ctx` for loading
+    /// member models of other plugins.
+    ///
+    /// # Errors
+    /// An unknown component or unreadable bytes.
+    pub fn load_model_with(
+        &self,
+        component: &str,
+        bytes: &[u8],
+        ctx: &HostContextRef<'_>,
+    ) -> Result<ModelBox, PluginError> {
         let def = self
             .learners
             .iter()
@@ -237,7 +254,7 @@ impl PluginDef {
                     self.learners.iter().map(|l| l.name),
                 )
             })?;
-        Ok(model_box(def.name, (def.load)(bytes)?))
+        Ok(model_box(def.name, (def.load)(bytes, ctx)?))
     }
 
     /// Creates the compressor `name` from JSON parameters.

@@ -4,13 +4,13 @@
 use abi_stable::{
     RRef,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RStr},
+    std_types::{RResult, RSlice, RStr},
 };
 
 use crate::{
     context::{HostContext, HostContext_TO, HostContextRef},
     error::PluginError,
-    traits::LearnerBox,
+    traits::{LearnerBox, ModelBox},
 };
 
 /// Runs `f` inside a rayon pool of exactly `threads` threads built for this
@@ -83,5 +83,13 @@ impl HostContext for SubContext<'_, '_> {
     }
     fn create_learner(&self, name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError> {
         self.parent.create_learner(name, params)
+    }
+
+    fn load_model(
+        &self,
+        component: RStr<'_>,
+        bytes: RSlice<'_, u8>,
+    ) -> RResult<ModelBox, PluginError> {
+        self.parent.load_model(component, bytes)
     }
 }

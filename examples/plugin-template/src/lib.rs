@@ -48,7 +48,10 @@ fn create(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
 }
 
 /// Reads back a model written by [`model::LinearModel`]'s `to_bytes`.
-fn load(bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+fn load(
+    bytes: &[u8],
+    _ctx: &tessera_core::HostContextRef<'_>,
+) -> Result<Box<dyn ModelImpl>, PluginError> {
     Ok(Box::new(serialize::from_bytes(bytes)?))
 }
 

@@ -15,8 +15,8 @@ use std::{
 
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use tessera_core::{
-    ComponentKind, CompressorBox, DecomposerBox, LearnerBox, Manifest, ModelBox, PluginError,
-    PluginModRef,
+    ComponentKind, CompressorBox, DecomposerBox, HostContextRef, LearnerBox, Manifest, ModelBox,
+    PluginError, PluginModRef,
 };
 
 pub use load::{Duplicate, LoadError, UnknownComponent};
@@ -236,8 +236,23 @@ impl Registry {
     /// # Errors
     /// No plugin provides the component, or the plugin refuses the bytes.
     pub fn load_model(&self, component: &str, payload: &[u8]) -> Result<ModelBox, anyhow::Error> {
+        let ctx = crate::context::RunContext::new(self, 1);
+        self.load_model_with(component, payload, ctx.as_abi())
+    }
+
+    /// Reads back a model, handing the plugin `ctx` (through which a
+    /// meta-model loads its members).
+    ///
+    /// # Errors
+    /// As [`Registry::load_model`].
+    pub fn load_model_with(
+        &self,
+        component: &str,
+        payload: &[u8],
+        ctx: HostContextRef<'_>,
+    ) -> Result<ModelBox, anyhow::Error> {
         let p = self.provider(ComponentKind::Learner, component)?;
-        let r = (p.module.load_model())(RStr::from(component), RSlice::from_slice(payload));
+        let r = (p.module.load_model())(RStr::from(component), RSlice::from_slice(payload), ctx);
         Ok(plugin_result(p, r)?)
     }
 }

@@ -209,6 +209,9 @@ pub fn decode(bytes: &[u8]) -> Result<ForestModel, PluginError> {
 ///
 /// # Errors
 /// As [`decode`].
-pub fn load(bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+pub fn load(
+    bytes: &[u8],
+    _ctx: &tessera_core::HostContextRef<'_>,
+) -> Result<Box<dyn ModelImpl>, PluginError> {
     Ok(Box::new(decode(bytes)?))
 }

@@ -241,6 +241,13 @@ impl HostContext for Watch {
     ) -> RResult<LearnerBox, PluginError> {
         RResult::RErr(PluginError::unsupported("none"))
     }
+    fn load_model(
+        &self,
+        _component: RStr<'_>,
+        _bytes: tessera_core::abi_stable::std_types::RSlice<'_, u8>,
+    ) -> RResult<tessera_core::ModelBox, PluginError> {
+        RResult::RErr(PluginError::unsupported("none"))
+    }
 }
 
 #[test]

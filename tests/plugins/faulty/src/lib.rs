@@ -152,11 +152,14 @@ impl ModelImpl for PanickyModel {
     }
 }
 
-fn load_panicky(bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+fn load_panicky(
+    bytes: &[u8],
+    _ctx: &HostContextRef<'_>,
+) -> Result<Box<dyn ModelImpl>, PluginError> {
     Ok(Box::new(PanickyModel::from_bytes(bytes)?))
 }
 
-fn no_models(_bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+fn no_models(_bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
     Err(PluginError::corrupt(
         "this learner never makes models, so none can be loaded",
     ))
@@ -166,7 +169,7 @@ fn create_relay(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
     tessera_test_nesting::create("relay", &params)
 }
 
-fn load_relay(bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+fn load_relay(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
     tessera_test_nesting::load("relay", bytes)
 }
 

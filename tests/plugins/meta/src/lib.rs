@@ -19,7 +19,10 @@ fn create(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
     tessera_test_nesting::create(META_ENSEMBLE, &params)
 }
 
-fn load(bytes: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+fn load(
+    bytes: &[u8],
+    _ctx: &tessera_core::HostContextRef<'_>,
+) -> Result<Box<dyn ModelImpl>, PluginError> {
     tessera_test_nesting::load(META_ENSEMBLE, bytes)
 }
 

@@ -404,7 +404,7 @@ mod tests {
         }
     }
 
-    fn no_load(_: &[u8]) -> Result<Box<dyn ModelImpl>, PluginError> {
+    fn no_load(_: &[u8], _: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
         Err(PluginError::corrupt("nothing to load"))
     }
 
@@ -419,7 +419,7 @@ mod tests {
                     description: "averaging",
                     params: param_specs(),
                     create: |p| create("avg", &p),
-                    load: |b| load("avg", b),
+                    load: |b, _| load("avg", b),
                 },
                 LearnerDef {
                     name: "probe",
@@ -462,6 +462,15 @@ mod tests {
         ) -> RResult<LearnerBox, PluginError> {
             test_plugin()
                 .create_learner(name.as_str(), params.as_str())
+                .into()
+        }
+        fn load_model(
+            &self,
+            component: RStr<'_>,
+            bytes: tessera_core::abi_stable::std_types::RSlice<'_, u8>,
+        ) -> RResult<ModelBox, PluginError> {
+            test_plugin()
+                .load_model(component.as_str(), bytes.as_slice())
                 .into()
         }
     }
