@@ -32,7 +32,7 @@ fn fit_nested(threads: usize) -> f64 {
     registry.load_dir(dir.path()).unwrap();
     let table = Table::read(&data("iris.train.csv")).unwrap();
     let target = table.target("label", TaskHint::Auto).unwrap();
-    let names = table.columns_except("label");
+    let names = table.columns_except(&["label"]);
     let x = table.features(&names).unwrap();
     let rnames: Vec<RString> = names.iter().map(|n| RString::from(n.as_str())).collect();
     let learner = registry

@@ -26,6 +26,8 @@ pub struct TrainSpec<'a> {
     pub target: &'a str,
     /// Classification, regression, or decide from the target.
     pub task: TaskHint,
+    /// A column of sample weights (not a feature).
+    pub weight: Option<&'a str>,
 }
 
 /// A trained model, ready to save or use.
@@ -52,7 +54,23 @@ pub fn train(
     let params_text = spec.params.to_string();
     let learner = registry.create_learner(spec.learner, &params_text)?;
     let target = table.target(spec.target, spec.task)?;
-    let features = table.columns_except(spec.target);
+    let mut not_features = vec![spec.target];
+    let weights = match spec.weight {
+        Some(w) if w == spec.target => {
+            return Err(crate::data::DataError::BadTarget {
+                path: table.path().to_path_buf(),
+                column: spec.target.to_string(),
+                what: "it cannot also be the weight column".into(),
+            }
+            .into());
+        }
+        Some(w) => {
+            not_features.push(w);
+            Some(table.weights(w)?)
+        }
+        None => None,
+    };
+    let features = table.columns_except(&not_features);
     if features.is_empty() {
         return Err(crate::data::DataError::BadTarget {
             path: table.path().to_path_buf(),
@@ -66,7 +84,10 @@ pub fn train(
     let data = TrainData {
         x: MatrixRef::new(&x, table.n_rows(), features.len())?,
         y: RSlice::from_slice(&target.y),
-        weights: ROption::RNone,
+        weights: match &weights {
+            Some(w) => ROption::RSome(RSlice::from_slice(w)),
+            None => ROption::RNone,
+        },
         feature_names: RSlice::from_slice(&names),
         task: target.task,
     };
@@ -103,6 +124,7 @@ pub fn train(
             "data": table.path().display().to_string(),
             "rows": table.n_rows(),
             "params": spec.params,
+            "weight": spec.weight,
             "fit_seconds": fit_seconds,
             "threads": tessera_core::HostContext::threads(ctx),
             "created_unix": std::time::SystemTime::now()

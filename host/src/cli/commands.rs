@@ -189,6 +189,7 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
         params: params.to_json(),
         target: &a.target,
         task: a.task.into(),
+        weight: a.weight.as_deref(),
     };
     let trained = train_model(&registry, &ctx, &table, &spec)?;
     drop(ctx);

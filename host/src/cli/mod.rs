@@ -84,6 +84,9 @@ struct TrainArgs {
     /// Write timings and metrics as JSON here.
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
+    /// A column of non-negative sample weights (not used as a feature).
+    #[arg(long, value_name = "COL")]
+    weight: Option<String>,
     /// What the target is; `auto` takes text labels and few distinct integers
     /// for classes.
     #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
