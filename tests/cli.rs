@@ -339,3 +339,90 @@ fn config_file_and_set_combine() {
     );
     assert_eq!(r["summary"]["n_estimators"], 7);
 }
+
+#[test]
+fn weight_column_is_used_and_not_a_feature() {
+    let plugins = plugin_dir(&["tessera_forest"]);
+    let tmp = TempDir::new("weights");
+    let src = read(&data("iris.train.csv"));
+    let mut lines = src.lines();
+    let mut text = format!("{},w\n", lines.next().unwrap());
+    for (i, l) in lines.enumerate() {
+        // Class 2 rows weigh nothing: the model cannot learn that class.
+        let w = if l.ends_with(",2") {
+            0.0
+        } else {
+            1.0 + (i % 3) as f64
+        };
+        text.push_str(&format!("{l},{w}\n"));
+    }
+    let train = tmp.join("w.csv");
+    std::fs::write(&train, text).unwrap();
+    let model = tmp.join("m.tsr");
+    tessera(
+        plugins.path(),
+        &[
+            "train",
+            "--learner",
+            "random_forest",
+            "--data",
+            s(&train),
+            "--target",
+            "label",
+            "--weight",
+            "w",
+            "--set",
+            "n_estimators=10",
+            "--seed",
+            "1",
+            "--out",
+            s(&model),
+        ],
+    )
+    .ok();
+    let v: Value =
+        serde_json::from_str(tessera(plugins.path(), &["inspect", s(&model), "--json"]).ok())
+            .unwrap();
+    assert_eq!(
+        v["header"]["features"],
+        serde_json::json!(["f0", "f1", "f2", "f3"])
+    );
+    assert_eq!(v["header"]["training"]["weight"], "w");
+    let out = tessera(
+        plugins.path(),
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data("iris.test.csv")),
+        ],
+    );
+    assert!(
+        !out.ok().lines().skip(1).any(|l| l == "2"),
+        "a class of zero weight was predicted"
+    );
+
+    let bad = tmp.join("bad.csv");
+    std::fs::write(&bad, "f0,w,label\n1,1,0\n2,-3,1\n").unwrap();
+    tessera(
+        plugins.path(),
+        &[
+            "train",
+            "--learner",
+            "random_forest",
+            "--data",
+            s(&bad),
+            "--target",
+            "label",
+            "--weight",
+            "w",
+            "--out",
+            s(&model),
+        ],
+    )
+    .fails(
+        2,
+        &[":3: weight column `w`: `-3` is not a non-negative number"],
+    );
+}

@@ -425,9 +425,17 @@ mod tests {
         assert_eq!(t.weights("w").unwrap(), vec![0.5, 2.0]);
         let t = table("x,w,y\n1,-1,a\n2,,b\n").unwrap();
         let e = t.weights("w").unwrap_err();
-        assert_eq!(e.to_string(), "t.csv:2: weight column `w`: `-1` is not a non-negative number");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:2: weight column `w`: `-1` is not a non-negative number"
+        );
         let t = table("x,w,y\n1,1,a\n2,,b\n").unwrap();
-        assert!(t.weights("w").unwrap_err().to_string().starts_with("t.csv:3:"));
+        assert!(
+            t.weights("w")
+                .unwrap_err()
+                .to_string()
+                .starts_with("t.csv:3:")
+        );
     }
 
     #[test]
