@@ -1,6 +1,7 @@
 //! End-to-end tests: they run the built `tessera` binary with the built
 //! plugins, as a user would.
 
+mod bagging;
 mod cli;
 mod errors;
 mod golden;

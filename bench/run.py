@@ -1,0 +1,825 @@
+#!/usr/bin/env python3
+"""tessera vs scikit-learn: fit time, predict time, latency, accuracy, size, memory.
+
+Usage (from anywhere; paths are relative to the repository root):
+
+    python3 bench/run.py --quick          # small sets + higgs_like --small, random_forest only
+    python3 bench/run.py                  # every case, full higgs_like (800k training rows)
+    python3 bench/run.py --higgs-rows 200000 --only random_forest
+    python3 bench/run.py --only iris,digits --threads 1
+
+See bench/README.md for what is measured and how. The script needs Python 3.9+
+and installs scikit-learn, numpy and pandas with pip if they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = REPO / "target"
+RELEASE = TARGET / "release"
+BENCH_DATA = TARGET / "bench-data"
+DEFAULT_DATASETS_SCRIPT = "../shared/data/make_datasets.py"  # relative to REPO
+
+SMALL_SETS = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
+REGRESSION_SETS = {"diabetes"}
+SEED = 0
+SKLEARN_LATENCY_ROWS = 200
+TESSERA_LATENCY_ROWS = 1000
+
+# Learners a case needs besides its own: bagging's default base learner.
+NEEDS = {"bagging": ["decision_tree"]}
+
+# Learner name -> aliases accepted by --only.
+MODEL_ALIASES = {
+    "random_forest": {"random_forest", "rf", "forest"},
+    "bagging": {"bagging", "bag"},
+    "decision_tree": {"decision_tree", "dt", "tree"},
+}
+
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    model: str                 # tessera learner name
+    dataset: str
+    params: dict[str, Any]     # the same parameters for both tools
+    task: str                  # "classification" | "regression"
+    metric: str                # "accuracy" | "roc_auc" | "r2"
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}:{self.dataset}"
+
+    @property
+    def target(self) -> str:
+        return "target" if self.task == "regression" else "label"
+
+
+def make_case(model: str, dataset: str, params: dict[str, Any]) -> Case:
+    task = "regression" if dataset in REGRESSION_SETS else "classification"
+    metric = "r2" if task == "regression" else ("roc_auc" if dataset == "higgs_like" else "accuracy")
+    return Case(model, dataset, params, task, metric)
+
+
+def all_cases(quick: bool) -> list[Case]:
+    cases = []
+    for ds in SMALL_SETS:
+        cases.append(make_case("random_forest", ds, {"n_estimators": 100}))
+        if not quick:
+            cases.append(make_case("bagging", ds, {"n_estimators": 10}))
+            cases.append(make_case("decision_tree", ds, {}))
+    cases.append(make_case("random_forest", "higgs_like",
+                           {"n_estimators": 100, "max_features": "sqrt"}))
+    return cases
+
+
+def select_cases(cases: list[Case], only: Optional[str]) -> list[Case]:
+    if not only:
+        return cases
+    tokens = [t.strip() for t in only.split(",") if t.strip()]
+
+    def matches(c: Case, tok: str) -> bool:
+        if ":" in tok:
+            m, d = tok.split(":", 1)
+            return (not m or m in MODEL_ALIASES.get(c.model, {c.model})) and (not d or d == c.dataset)
+        return tok == c.dataset or tok in MODEL_ALIASES.get(c.model, {c.model})
+
+    chosen = [c for c in cases if any(matches(c, t) for t in tokens)]
+    unknown = [t for t in tokens if not any(matches(c, t) for c in cases)]
+    if unknown:
+        names = ", ".join(c.name for c in cases)
+        sys.exit(f"--only: nothing matches {', '.join(unknown)}; cases are: {names}")
+    return chosen
+
+
+# --------------------------------------------------------------------------
+# Running measured commands
+# --------------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    cmd: list[str]
+    rc: int
+    wall: float                # seconds, spawn to reap
+    maxrss_mb: float           # peak resident set of this child alone
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+def _maxrss_mb(ru_maxrss: int) -> float:
+    # Linux reports KiB, macOS bytes.
+    return ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else ru_maxrss / 1024
+
+
+# Peak memory. A child's ru_maxrss includes the high-water mark of the
+# process it was forked from (Linux keeps it across exec), so a child of
+# this Python process would never report less than this process's own RSS.
+# GNU time is a small C program: wrapping each command in
+# `time -f %M -o FILE` reports the command's own peak with a floor of about
+# 1 MB. Without it, the rusage of wait4 is used, and this process keeps its
+# own footprint small (numpy, pandas and scikit-learn are only imported by
+# the worker processes); `rss_floor_mb` records what an empty command reads.
+GNU_TIME: Optional[str] = None
+
+
+def detect_gnu_time() -> Optional[str]:
+    for cand in ("/usr/bin/time", shutil.which("gtime"), shutil.which("time")):
+        if not cand or not os.path.exists(cand):
+            continue
+        with tempfile.NamedTemporaryFile("r", suffix=".rss") as f:
+            r = subprocess.run([cand, "-f", "%M", "-o", f.name, "true"],
+                               capture_output=True)
+            if r.returncode == 0:
+                try:
+                    int(f.read().strip().splitlines()[-1])
+                    return cand
+                except (ValueError, IndexError):
+                    pass
+    return None
+
+
+def run_measured(cmd: list[str], timeout: float, env: Optional[dict] = None,
+                 quiet_fail: bool = False) -> Proc:
+    """Runs `cmd` in a fresh child (its own process group, killed whole on
+    timeout) and returns its exit status, wall time and peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        full = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 cwd=REPO, env=env, start_new_session=True)
+        except OSError as e:
+            proc = Proc(cmd, 127, 0.0, 0.0, "", str(e))
+            if not quiet_fail:
+                report_failure(proc)
+            return proc
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be
+            # a max over every child this script has waited for).
+            _, status, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            timer.cancel()
+            kill()
+            p.wait()
+            raise
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        maxrss = _maxrss_mb(ru.ru_maxrss)
+        if GNU_TIME:
+            # "Command exited with non-zero status N" may precede the number.
+            lines = rss.read().strip().splitlines()
+            try:
+                maxrss = int(lines[-1]) / 1024
+            except (ValueError, IndexError):
+                maxrss = float("nan")
+        out.seek(0)
+        err.seek(0)
+        proc = Proc(cmd, p.returncode, wall, maxrss,
+                    out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                    timed_out.is_set())
+    if not proc.ok and not quiet_fail:
+        report_failure(proc)
+    return proc
+
+
+def report_failure(p: Proc) -> None:
+    why = f"timed out after {p.wall:.0f}s" if p.timed_out else f"exit status {p.rc}"
+    print(f"    ! command failed ({why}): {shlex.join(p.cmd)}", file=sys.stderr)
+    tail = (p.stderr.strip() or p.stdout.strip()).splitlines()[-15:]
+    for line in tail:
+        print(f"    !   {line}", file=sys.stderr)
+
+
+def last_json(text: str) -> dict:
+    """The last line of `text` that parses as a JSON object."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    # Pretty-printed output spans lines.
+    return json.loads(text)
+
+
+# --------------------------------------------------------------------------
+# Dependencies, build, data
+# --------------------------------------------------------------------------
+
+def ensure_python_deps() -> None:
+    """Installs scikit-learn, numpy and pandas if the worker Python lacks
+    them. Checked in a subprocess so this process stays small (see
+    run_measured)."""
+    check = [sys.executable, "-c", "import sklearn, numpy, pandas"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return
+    print("installing scikit-learn, numpy, pandas with pip ...", flush=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                        "scikit-learn", "numpy", "pandas"])
+    if r.returncode != 0 or subprocess.run(check).returncode != 0:
+        sys.exit("pip install failed; install scikit-learn, numpy and pandas and rerun")
+
+
+def workspace_packages() -> dict[str, Path]:
+    """Package name -> manifest folder for every workspace member."""
+    r = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"],
+                       cwd=REPO, capture_output=True, text=True)
+    if r.returncode == 0:
+        meta = json.loads(r.stdout)
+        return {p["name"]: Path(p["manifest_path"]).parent for p in meta["packages"]}
+    # The workspace may be mid-edit (a member someone is still writing);
+    # fall back to reading the manifests ourselves.
+    print("  (cargo metadata failed; reading Cargo.toml files directly)", flush=True)
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        return {}
+    out: dict[str, Path] = {}
+    try:
+        ws = tomllib.loads((REPO / "Cargo.toml").read_text())
+        for m in ws.get("workspace", {}).get("members", []):
+            try:
+                man = tomllib.loads((REPO / m / "Cargo.toml").read_text())
+                out[man["package"]["name"]] = REPO / m
+            except (OSError, KeyError, tomllib.TOMLDecodeError):
+                continue
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    return out
+
+
+def build(timeout: float) -> None:
+    pkgs = workspace_packages()
+    wanted = ["tessera-host", "tessera-forest"]
+    # Every learner plugin in plugins/ (tessera-bagging, and whichever
+    # package provides decision_tree) if the workspace has it.
+    extra = sorted(n for n, d in pkgs.items()
+                   if n not in wanted and (REPO / "plugins") in d.parents)
+    cmds = []
+    if extra:
+        cmds.append(wanted + extra)
+    cmds.append(wanted)
+    built = False
+    for i, ps in enumerate(cmds):
+        cmd = ["cargo", "build", "--release"] + [a for p in ps for a in ("-p", p)]
+        print(f"$ {shlex.join(cmd)}", flush=True)
+        if subprocess.run(cmd, cwd=REPO, timeout=timeout).returncode == 0:
+            built = True
+            break
+        if i + 1 < len(cmds):
+            print("  build failed; retrying without the extra plugins", flush=True)
+    cmd = ["cargo", "build", "--release", "-p", "tessera-host", "--example", "latency"]
+    print(f"$ {shlex.join(cmd)}", flush=True)
+    example_ok = subprocess.run(cmd, cwd=REPO, timeout=timeout).returncode == 0
+    if not (built and example_ok):
+        if tessera_bin().exists() and latency_bin().exists():
+            print("  WARNING: the build failed; using the binaries already in target/release",
+                  flush=True)
+        else:
+            sys.exit("the build failed and there is no earlier build in target/release")
+
+
+def tessera_bin() -> Path:
+    return RELEASE / ("tessera.exe" if os.name == "nt" else "tessera")
+
+
+def latency_bin() -> Path:
+    return RELEASE / "examples" / ("latency.exe" if os.name == "nt" else "latency")
+
+
+def tessera_learners() -> set[str]:
+    p = run_measured([str(tessera_bin()), "plugins", "--json"], 120)
+    if not p.ok:
+        return set()
+    # Warnings about skipped plugins go to stderr; stdout is the JSON.
+    data = json.loads(p.stdout)
+    return {c["name"] for pl in data.get("plugins", []) for c in pl.get("components", [])
+            if c.get("kind") == "learner"}
+
+
+def dataset_paths(name: str, small: bool) -> tuple[Path, Path]:
+    d = BENCH_DATA / ("small" if small and name not in SMALL_SETS else "full")
+    return d / f"{name}.train.csv", d / f"{name}.test.csv"
+
+
+def ensure_datasets(script: Path, names: list[str], small: bool, timeout: float) -> None:
+    by_dir: dict[Path, list[str]] = {}
+    for n in names:
+        tr, te = dataset_paths(n, small)
+        if not (tr.exists() and te.exists()):
+            by_dir.setdefault(tr.parent, []).append(n)
+    for out_dir, todo in by_dir.items():
+        if not script.exists():
+            sys.exit(f"dataset generator not found: {script} (use --datasets-script PATH)")
+        cmd = [sys.executable, str(script), str(out_dir), "--only", ",".join(todo)]
+        if out_dir.name == "small":
+            cmd.append("--small")
+        print(f"$ {shlex.join(cmd)}", flush=True)
+        if subprocess.run(cmd, cwd=REPO, timeout=timeout).returncode != 0:
+            sys.exit("dataset generation failed")
+
+
+def subsample(train: Path, rows: int, seed: int = SEED) -> Path:
+    """The first line plus `rows` data lines of `train`, drawn without
+    replacement with a fixed seed, in their original order."""
+    out = train.with_name(train.name.replace(".train.csv", f".rows{rows}-seed{seed}.train.csv"))
+    if out.exists():
+        return out
+    with open(train) as f:
+        header = f.readline()
+        lines = f.readlines()
+    if rows >= len(lines):
+        return train
+    keep = sorted(random.Random(seed).sample(range(len(lines)), rows))
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        f.write(header)
+        f.writelines(lines[i] for i in keep)
+    os.replace(tmp, out)
+    return out
+
+
+def count_rows(path: Path) -> int:
+    with open(path, "rb") as f:
+        return max(sum(1 for _ in f) - 1, 0)
+
+
+# --------------------------------------------------------------------------
+# scikit-learn worker (runs in its own process: `run.py --worker SPEC.json`)
+# --------------------------------------------------------------------------
+
+def sk_estimator(spec: dict):
+    from sklearn.ensemble import (BaggingClassifier, BaggingRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+    clf = spec["task"] == "classification"
+    params = dict(spec["params"])
+    seed, n_jobs = spec["seed"], spec["threads"]
+    model = spec["model"]
+    if model == "random_forest":
+        cls = RandomForestClassifier if clf else RandomForestRegressor
+        return cls(random_state=seed, n_jobs=n_jobs, **params)
+    if model == "bagging":
+        tree = DecisionTreeClassifier() if clf else DecisionTreeRegressor()
+        cls = BaggingClassifier if clf else BaggingRegressor
+        return cls(estimator=tree, random_state=seed, n_jobs=n_jobs, **params)
+    if model == "decision_tree":  # single-threaded in scikit-learn
+        cls = DecisionTreeClassifier if clf else DecisionTreeRegressor
+        return cls(random_state=seed, **params)
+    raise ValueError(f"no scikit-learn counterpart for {model}")
+
+
+def load_xy(path: str, target: str, clf: bool):
+    import numpy as np
+    import pandas as pd
+    df = pd.read_csv(path)
+    X = np.ascontiguousarray(df.drop(columns=[target]).to_numpy(dtype=np.float32))
+    y = df[target].to_numpy(dtype=np.int64 if clf else np.float64)
+    return X, y
+
+
+def set_n_jobs(est, n: int) -> None:
+    if "n_jobs" in est.get_params(deep=False):
+        est.set_params(n_jobs=n)
+
+
+def worker(spec_path: str) -> int:
+    import pickle
+    spec = json.loads(Path(spec_path).read_text())
+    clf = spec["task"] == "classification"
+    res: dict[str, Any] = {}
+    if spec["phase"] == "baseline":  # interpreter + imports, no data
+        import numpy
+        import pandas
+        import sklearn
+        import sklearn.ensemble  # noqa: F401
+        print(json.dumps({"sklearn": sklearn.__version__, "numpy": numpy.__version__,
+                          "pandas": pandas.__version__}))
+        return 0
+    if spec["phase"] == "fit":
+        t = time.perf_counter()
+        X, y = load_xy(spec["train"], spec["target"], clf)
+        res["load_seconds"] = time.perf_counter() - t
+        est = sk_estimator(spec)
+        t = time.perf_counter()
+        est.fit(X, y)
+        res["fit_seconds"] = time.perf_counter() - t
+        import resource
+        res["maxrss_after_fit_mb"] = _maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        # pickle.dump streams to the file; the bytes are those of
+        # pickle.dumps(est, protocol=5).
+        with open(spec["out"], "wb") as f:
+            pickle.dump(est, f, protocol=5)
+        res["model_bytes"] = os.path.getsize(spec["out"])
+        res["n_rows"] = int(X.shape[0])
+        print(json.dumps(res))
+        return 0
+    if spec["phase"] == "predict":
+        from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+        with open(spec["model_path"], "rb") as f:
+            est = pickle.load(f)
+        X, y = load_xy(spec["test"], spec["target"], clf)
+        set_n_jobs(est, spec["threads"])
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            pred = est.predict(X)
+            runs.append(time.perf_counter() - t)
+        res["batch_runs_seconds"] = runs
+        res["batch_seconds"] = min(runs)
+        if spec["metric"] == "accuracy":
+            res["metric"] = float(accuracy_score(y, pred))
+        elif spec["metric"] == "roc_auc":
+            set_n_jobs(est, spec["threads"])
+            res["metric"] = float(roc_auc_score(y, est.predict_proba(X)[:, 1]))
+        else:
+            res["metric"] = float(r2_score(y, pred))
+        # Single-row latency: one row per call, one thread (as tessera's).
+        set_n_jobs(est, 1)
+        n = min(spec["latency_rows"], X.shape[0])
+        for i in range(min(10, n)):
+            est.predict(X[i:i + 1])
+        lat = []
+        for i in range(n):
+            row = X[i:i + 1]
+            t = time.perf_counter()
+            est.predict(row)
+            lat.append((time.perf_counter() - t) * 1e6)
+        lat.sort()
+        res["latency_rows"] = n
+        res["latency_median_us"] = statistics.median(lat)
+        res["latency_p99_us"] = lat[max(math.ceil(0.99 * n), 1) - 1]
+        print(json.dumps(res))
+        return 0
+    raise ValueError(spec["phase"])
+
+
+# --------------------------------------------------------------------------
+# One case, both tools
+# --------------------------------------------------------------------------
+
+@dataclass
+class Side:
+    fit_s: Optional[float] = None          # the tool's own fit timing
+    fit_wall_s: Optional[float] = None     # the whole training process
+    batch_s: Optional[float] = None        # best of 3, whole test file
+    latency_us: Optional[float] = None     # median single-row predict
+    latency_p99_us: Optional[float] = None
+    metric: Optional[float] = None
+    size_bytes: Optional[int] = None
+    rss_mb: Optional[float] = None         # peak RSS of the training process
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v))  # a TOML basic string
+
+
+def run_tessera(case: Case, train: Path, test: Path, work: Path, threads: int,
+                timeout: float, learners: set[str]) -> Side:
+    s = Side()
+    missing = [m for m in [case.model, *NEEDS.get(case.model, [])] if m not in learners]
+    if missing:
+        s.note = "learner " + " and ".join(f"`{m}`" for m in missing) + " not available"
+        print(f"    tessera: n/a ({s.note})", flush=True)
+        return s
+    model = work / "tessera.tsr"
+    report = work / "tessera.train.json"
+    for f in (model, report):
+        f.unlink(missing_ok=True)
+    cmd = [str(tessera_bin()), "train", "--learner", case.model, "--data", str(train),
+           "--target", case.target, "--task", case.task, "--seed", str(SEED),
+           "--threads", str(threads), "--out", str(model), "--report", str(report)]
+    for k, v in case.params.items():
+        cmd += ["--set", f"{k}={toml_value(v)}"]
+    p = run_measured(cmd, timeout)
+    if not p.ok:
+        s.note = "train failed"
+        return s
+    rep = json.loads(report.read_text())
+    s.fit_s = rep.get("fit_seconds")
+    s.fit_wall_s = p.wall
+    s.rss_mb = p.maxrss_mb
+    s.size_bytes = model.stat().st_size
+    s.extra["train_load_seconds"] = rep.get("load_seconds")
+    print(f"    tessera: fit {s.fit_s:.3f}s (process {p.wall:.3f}s, {p.maxrss_mb:.0f} MB)",
+          flush=True)
+
+    p = run_measured([str(tessera_bin()), "eval", "--model", str(model), "--data", str(test),
+                      "--target", case.target, "--threads", str(threads), "--json"], timeout)
+    if p.ok:
+        try:
+            s.metric = last_json(p.stdout).get(case.metric)
+        except (json.JSONDecodeError, AttributeError):
+            print(f"    ! cannot parse eval output: {p.stdout[-300:]}", file=sys.stderr)
+
+    p = run_measured([str(latency_bin()), "--plugins", str(RELEASE), "--model", str(model),
+                      "--data", str(test), "--rows", str(TESSERA_LATENCY_ROWS),
+                      "--threads", str(threads)], timeout)
+    if p.ok:
+        lat = last_json(p.stdout)
+        s.batch_s = lat["batch"]["best_seconds"]
+        s.latency_us = lat["single_row"]["median_us"]
+        s.latency_p99_us = lat["single_row"]["p99_us"]
+        s.extra["latency"] = lat
+    return s
+
+
+def run_sklearn(case: Case, train: Path, test: Path, work: Path, threads: int,
+                timeout: float) -> Side:
+    s = Side()
+    pkl = work / "sklearn.pkl"
+    pkl.unlink(missing_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    base = {"model": case.model, "task": case.task, "params": case.params, "seed": SEED,
+            "threads": threads, "target": case.target, "metric": case.metric}
+
+    def call(phase: str, **kw) -> Optional[tuple[Proc, dict]]:
+        spec = work / f"sklearn.{phase}.json"
+        spec.write_text(json.dumps(dict(base, phase=phase, **kw)))
+        p = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
+                         timeout, env=env)
+        if not p.ok:
+            return None
+        return p, last_json(p.stdout)
+
+    r = call("fit", train=str(train), out=str(pkl))
+    if r is None:
+        s.note = "fit failed"
+        return s
+    p, res = r
+    s.fit_s = res["fit_seconds"]
+    s.fit_wall_s = p.wall
+    s.rss_mb = p.maxrss_mb
+    s.size_bytes = res["model_bytes"]
+    s.extra["fit"] = res
+    print(f"    sklearn: fit {s.fit_s:.3f}s (process {p.wall:.3f}s, {p.maxrss_mb:.0f} MB)",
+          flush=True)
+    r = call("predict", test=str(test), model_path=str(pkl), latency_rows=SKLEARN_LATENCY_ROWS)
+    if r is not None:
+        _, res = r
+        s.batch_s = res["batch_seconds"]
+        s.latency_us = res["latency_median_us"]
+        s.latency_p99_us = res["latency_p99_us"]
+        s.metric = res["metric"]
+        s.extra["predict"] = res
+    return s
+
+
+# --------------------------------------------------------------------------
+# Table
+# --------------------------------------------------------------------------
+
+def sig(x: float, digits: int = 3) -> str:
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    mag = math.floor(math.log10(abs(x)))
+    if mag >= digits - 1:
+        return f"{x:,.0f}"
+    return f"{x:.{max(digits - 1 - mag, 0)}f}"
+
+
+def cell(t: Optional[float], s: Optional[float], scale: float = 1.0,
+         fmt=sig) -> str:
+    ts = "n/a" if t is None else fmt(t * scale)
+    ss = "n/a" if s is None else fmt(s * scale)
+    if t is None or s is None or s == 0:
+        return f"{ts} / {ss}"
+    return f"{ts} / {ss} ({sig(t / s, 2)}×)"
+
+
+def metric_fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def size_fmt(b: float) -> str:
+    for unit, div in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if b >= div:
+            return f"{sig(b / div)} {unit}"
+    return f"{b:.0f} B"
+
+
+METRIC_NAMES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "r2": "R²"}
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    out = [header, "",
+           "Each cell: **tessera / scikit-learn (ratio tessera ÷ scikit-learn)**.", "",
+           "| dataset | train rows | model | fit (s) | fit, whole process (s) "
+           "| batch predict (ms) | 1-row latency, median (µs) | metric "
+           "| model file | peak RSS, training (MB) |",
+           "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        t, s, c = r["tessera"], r["sklearn"], r["case"]
+        metric_name = METRIC_NAMES[c.metric]
+        out.append(
+            f"| {c.dataset} | {r['train_rows']:,} | {c.model} "
+            f"| {cell(t.fit_s, s.fit_s)} "
+            f"| {cell(t.fit_wall_s, s.fit_wall_s)} "
+            f"| {cell(t.batch_s, s.batch_s, 1e3)} "
+            f"| {cell(t.latency_us, s.latency_us)} "
+            f"| {metric_name} {cell(t.metric, s.metric, fmt=metric_fmt)} "
+            f"| {cell(t.size_bytes, s.size_bytes, fmt=size_fmt)} "
+            f"| {cell(t.rss_mb, s.rss_mb)} |")
+    notes = [f"- {r['case'].name}: tessera {r['tessera'].note}" for r in rows if r["tessera"].note]
+    notes += [f"- {r['case'].name}: scikit-learn {r['sklearn'].note}"
+              for r in rows if r["sklearn"].note]
+    if notes:
+        out += ["", "Not measured:", *notes]
+    return "\n".join(out)
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem = f", {pages / (1 << 30):.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}"
+
+
+def rustc_version() -> str:
+    try:
+        return subprocess.run(["rustc", "--version"], capture_output=True, text=True,
+                              cwd=REPO).stdout.split(" (")[0].strip()
+    except OSError:
+        return "rustc ?"
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Benchmark tessera against scikit-learn on the same data, "
+                    "threads and parameters.")
+    ap.add_argument("--quick", action="store_true",
+                    help="higgs_like with --small (80k training rows) and only "
+                         "random_forest on the small sets")
+    ap.add_argument("--higgs-rows", type=int, metavar="N",
+                    help="subsample higgs_like's training rows to N (seed 0)")
+    ap.add_argument("--only", metavar="CASES",
+                    help="comma-separated datasets, models (random_forest, bagging, "
+                         "decision_tree) or model:dataset pairs")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for both tools (tessera --threads, sklearn n_jobs); default 2")
+    ap.add_argument("--datasets-script", default=DEFAULT_DATASETS_SCRIPT, metavar="PATH",
+                    help="the dataset generator, relative to the repository root "
+                         f"(default {DEFAULT_DATASETS_SCRIPT})")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the binaries already in target/release")
+    ap.add_argument("--timeout", type=float, default=3600,
+                    help="seconds before one measured command is killed (default 3600)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        return worker(args.worker)
+    if args.threads < 1:
+        ap.error("--threads must be at least 1")
+    if args.higgs_rows is not None and args.higgs_rows < 1:
+        ap.error("--higgs-rows must be at least 1")
+
+    started = time.perf_counter()
+    command = shlex.join(["python3", os.path.relpath(__file__, REPO) if
+                          Path(__file__).resolve().is_relative_to(REPO) else __file__]
+                         + (sys.argv[1:] if argv is None else argv))
+    cases = select_cases(all_cases(args.quick), args.only)
+
+    ensure_python_deps()
+    global GNU_TIME
+    GNU_TIME = detect_gnu_time()
+
+    if not args.no_build:
+        build(args.timeout)
+    for b in (tessera_bin(), latency_bin()):
+        if not b.exists():
+            sys.exit(f"{b} is missing; build it (or drop --no-build)")
+    learners = tessera_learners()
+    print(f"tessera learners: {', '.join(sorted(learners)) or 'none'}", flush=True)
+
+    script = Path(args.datasets_script)
+    if not script.is_absolute():
+        script = (REPO / script).resolve()
+    datasets = sorted({c.dataset for c in cases})
+    ensure_datasets(script, datasets, args.quick, args.timeout)
+
+    work_root = BENCH_DATA / "runs"
+    work_root.mkdir(parents=True, exist_ok=True)
+    # What an empty command reads as peak RSS (the measurement's floor), and
+    # an idle scikit-learn worker (interpreter + imports), for scale.
+    floor = run_measured(["true"], 60, quiet_fail=True)
+    floor_mb = floor.maxrss_mb if floor.ok else float("nan")
+    spec = work_root / "baseline.json"
+    spec.write_text(json.dumps({"phase": "baseline", "task": "classification"}))
+    bp = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
+                      max(args.timeout, 300))
+    versions = last_json(bp.stdout) if bp.ok else {}
+
+    rows = []
+    for c in cases:
+        train, test = dataset_paths(c.dataset, args.quick)
+        if c.dataset == "higgs_like" and args.higgs_rows:
+            train = subsample(train, args.higgs_rows)
+        n_train = count_rows(train)
+        work = work_root / f"{c.model}.{c.dataset}"
+        work.mkdir(parents=True, exist_ok=True)
+        print(f"== {c.name} ({n_train:,} training rows, {c.params or 'defaults'})", flush=True)
+        t = run_tessera(c, train, test, work, args.threads, args.timeout, learners)
+        s = run_sklearn(c, train, test, work, args.threads, args.timeout)
+        rows.append({"case": c, "train_rows": n_train, "train": str(train), "test": str(test),
+                     "tessera": t, "sklearn": s})
+
+    elapsed = time.perf_counter() - started
+    how_rss = (f"GNU time `%M`, floor {floor_mb:.0f} MB" if GNU_TIME
+               else f"wait4 rusage, floor {floor_mb:.0f} MB")
+    header = (f"**Machine:** {machine_line()}. **Threads:** {args.threads} "
+              f"(tessera `--threads {args.threads}`, scikit-learn `n_jobs={args.threads}`; "
+              f"single-row latency with 1). **Versions:** scikit-learn "
+              f"{versions.get('sklearn', '?')}, numpy {versions.get('numpy', '?')}, "
+              f"pandas {versions.get('pandas', '?')}, Python {platform.python_version()}, "
+              f"{rustc_version()}. **Command:** `{command}` ({elapsed / 60:.1f} min). "
+              f"**Peak RSS** by {how_rss}; an idle scikit-learn worker (Python + imports) "
+              f"is {bp.maxrss_mb:.0f} MB.")
+    table = markdown(rows, header)
+    print()
+    print(table)
+
+    out_json = BENCH_DATA / "results.json"
+    out_json.write_text(json.dumps({
+        "command": command, "threads": args.threads, "elapsed_seconds": elapsed,
+        "versions": versions, "machine": machine_line(),
+        "rss_method": "gnu-time" if GNU_TIME else "wait4", "rss_floor_mb": floor_mb,
+        "sklearn_baseline_rss_mb": bp.maxrss_mb if bp.ok else None,
+        "cases": [{"model": r["case"].model, "dataset": r["case"].dataset,
+                   "params": r["case"].params, "metric": r["case"].metric,
+                   "train": r["train"], "test": r["test"], "train_rows": r["train_rows"],
+                   "tessera": vars(r["tessera"]), "sklearn": vars(r["sklearn"])}
+                  for r in rows],
+    }, indent=2, default=str))
+    (BENCH_DATA / "results.md").write_text(table + "\n")
+    print(f"\n(results also in {out_json.relative_to(REPO)} and "
+          f"{(BENCH_DATA / 'results.md').relative_to(REPO)}; total {elapsed:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+//! The learner's parameters: the schema the host checks them against (names,
+//! defaults and meaning follow scikit-learn's `BaggingClassifier` and
+//! `BaggingRegressor`), and their conversion into [`BaggingParams`].
+
+use serde_json::{Map, Value, json};
+use tessera_core::{
+    PluginError,
+    params::{Check, ParamSpec, Params},
+};
+
+/// The learner's component name.
+pub const LEARNER: &str = "bagging";
+
+/// The base learner used when none is named.
+pub const DEFAULT_ESTIMATOR: &str = "decision_tree";
+
+const ESTIMATOR_TYPE: &str = "learner name | table {name = learner name, <its parameters>}";
+const AMOUNT_TYPE: &str = "int >= 1 | float in (0, 1]";
+
+/// The parameter schema of `bagging`.
+pub fn specs() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::custom(
+            "estimator",
+            ESTIMATOR_TYPE,
+            Value::from(DEFAULT_ESTIMATOR),
+            "the base learner (any learner of a loaded plugin), by name; or a table whose `name` \
+             is the learner (default decision_tree) and whose other keys are its parameters",
+            check_estimator,
+        ),
+        ParamSpec {
+            name: "estimator_params",
+            ty: "table".into(),
+            default: json!({}),
+            doc: "the base learner's parameters, passed to every member as given",
+            check: Check::Table,
+        },
+        ParamSpec::int(
+            "n_estimators",
+            Some(10),
+            1,
+            "number of members in the ensemble",
+        ),
+        ParamSpec::custom(
+            "max_samples",
+            AMOUNT_TYPE,
+            json!(1.0),
+            "rows drawn for each member: a count, or a fraction of the rows (rounded down, at \
+             least 1)",
+            check_amount,
+        ),
+        ParamSpec::custom(
+            "max_features",
+            AMOUNT_TYPE,
+            json!(1.0),
+            "feature columns drawn for each member: a count, or a fraction of the columns \
+             (rounded down, at least 1)",
+            check_amount,
+        ),
+        ParamSpec::bool(
+            "bootstrap",
+            true,
+            "draw each member's rows with replacement",
+        ),
+        ParamSpec::bool(
+            "bootstrap_features",
+            false,
+            "draw each member's feature columns with replacement",
+        ),
+        ParamSpec::bool(
+            "oob_score",
+            false,
+            "score the model on the rows each member did not draw (accuracy or R², in the model \
+             summary); needs bootstrap",
+        ),
+        ParamSpec::int(
+            "random_state",
+            None,
+            0,
+            "seed making the draws (and the members' own random_state) reproducible; null draws \
+             a fresh seed, recorded in the model",
+        ),
+    ]
+}
+
+fn check_estimator(v: &Value) -> Result<(), String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(()),
+        Value::Object(m) => match m.get("name") {
+            None => Ok(()),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
+            Some(other) => Err(format!(
+                "the table's `name` must be a learner name, got {other}"
+            )),
+        },
+        _ => Err(format!("expected {ESTIMATOR_TYPE}, got {v}")),
+    }
+}
+
+fn check_amount(v: &Value) -> Result<(), String> {
+    match Amount::from_json(v) {
+        Some(_) => Ok(()),
+        None => Err(format!("expected {AMOUNT_TYPE}, got {v}")),
+    }
+}
+
+/// How many rows or columns each member draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Amount {
+    /// Exactly that many.
+    Count(usize),
+    /// `max(1, floor(fraction * total))`.
+    Fraction(f64),
+}
+
+impl Amount {
+    /// Reads an amount: a JSON integer is a count (at least 1), any other
+    /// number a fraction in `(0, 1]`; `None` for anything else.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let Value::Number(n) = v else { return None };
+        if let Some(c) = n.as_u64() {
+            return (c >= 1)
+                .then(|| usize::try_from(c).ok().map(Self::Count))
+                .flatten();
+        }
+        if n.is_i64() {
+            return None;
+        }
+        let f = n.as_f64()?;
+        (f > 0.0 && f <= 1.0).then_some(Self::Fraction(f))
+    }
+
+    /// The amount as given.
+    pub fn to_json(self) -> Value {
+        match self {
+            Self::Count(c) => Value::from(c),
+            Self::Fraction(f) => Value::from(f),
+        }
+    }
+
+    /// How many of `total` things (named `what`) parameter `key` asks for.
+    ///
+    /// # Errors
+    /// A count above `total`.
+    pub fn resolve(self, total: usize, key: &str, what: &str) -> Result<usize, PluginError> {
+        match self {
+            Self::Count(c) if c > total => Err(PluginError::params(format!(
+                "`{LEARNER}` parameter `{key}`: {c} is more than the {total} {what} of the data"
+            ))),
+            Self::Count(c) => Ok(c),
+            Self::Fraction(f) => Ok(((f * total as f64).floor() as usize).clamp(1, total.max(1))),
+        }
+    }
+}
+
+/// The base learner: its name and parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimator {
+    /// The learner's component name.
+    pub name: String,
+    /// Its parameters, passed as given.
+    pub params: Map<String, Value>,
+}
+
+/// The learner's parameters, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaggingParams {
+    /// The base learner.
+    pub estimator: Estimator,
+    /// Number of members.
+    pub n_estimators: usize,
+    /// Rows per member.
+    pub max_samples: Amount,
+    /// Feature columns per member.
+    pub max_features: Amount,
+    /// Rows drawn with replacement.
+    pub bootstrap: bool,
+    /// Columns drawn with replacement.
+    pub bootstrap_features: bool,
+    /// Compute the out-of-bag score.
+    pub oob_score: bool,
+    /// The seed; `None` draws one at fit time.
+    pub random_state: Option<u64>,
+}
+
+fn bad(key: &str, v: &Value) -> PluginError {
+    PluginError::params(format!(
+        "`{LEARNER}` parameter `{key}`: unexpected value {v}"
+    ))
+}
+
+impl BaggingParams {
+    /// Reads parameters that [`tessera_core::params::parse`] has checked
+    /// against [`specs`], and checks how they combine.
+    ///
+    /// # Errors
+    /// `oob_score` without `bootstrap`, the base learner's parameters given
+    /// both inside `estimator` and as `estimator_params`, or a value the
+    /// schema should have refused.
+    pub fn from_params(p: &Params) -> Result<Self, PluginError> {
+        let amount = |key: &str| Amount::from_json(p.get(key)).ok_or_else(|| bad(key, p.get(key)));
+        let n_estimators = p
+            .opt_usize("n_estimators")
+            .filter(|&n| n >= 1 && u32::try_from(n).is_ok())
+            .ok_or_else(|| bad("n_estimators", p.get("n_estimators")))?;
+        let bootstrap = p.bool("bootstrap");
+        let oob_score = p.bool("oob_score");
+        if oob_score && !bootstrap {
+            return Err(PluginError::params(format!(
+                "`{LEARNER}` parameter `oob_score`: out-of-bag scores need `bootstrap = true` \
+                 (without it no row is left out of bag)"
+            )));
+        }
+        Ok(Self {
+            estimator: estimator(p.get("estimator"), p.get("estimator_params"))?,
+            n_estimators,
+            max_samples: amount("max_samples")?,
+            max_features: amount("max_features")?,
+            bootstrap,
+            bootstrap_features: p.bool("bootstrap_features"),
+            oob_score,
+            random_state: p.opt_u64("random_state"),
+        })
+    }
+}
+
+/// The base learner from the `estimator` and `estimator_params` values.
+fn estimator(estimator: &Value, estimator_params: &Value) -> Result<Estimator, PluginError> {
+    let given = estimator_params
+        .as_object()
+        .ok_or_else(|| bad("estimator_params", estimator_params))?;
+    match estimator {
+        Value::String(name) => Ok(Estimator {
+            name: name.trim().to_string(),
+            params: given.clone(),
+        }),
+        Value::Object(table) => {
+            let name = match table.get("name") {
+                None => DEFAULT_ESTIMATOR.to_string(),
+                Some(Value::String(s)) => s.trim().to_string(),
+                Some(_) => return Err(bad("estimator", estimator)),
+            };
+            let inline: Map<String, Value> = table
+                .iter()
+                .filter(|(k, _)| k.as_str() != "name")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !inline.is_empty() && !given.is_empty() {
+                let keys: Vec<&str> = inline.keys().map(String::as_str).collect();
+                return Err(PluginError::params(format!(
+                    "`{LEARNER}` parameters `estimator` and `estimator_params`: the base \
+                     learner's parameters are given both inside the `estimator` table ({}) and \
+                     as `estimator_params`; use one or the other",
+                    keys.join(", ")
+                )));
+            }
+            Ok(Estimator {
+                name,
+                params: if inline.is_empty() {
+                    given.clone()
+                } else {
+                    inline
+                },
+            })
+        }
+        other => Err(bad("estimator", other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_read_counts_and_fractions() {
+        assert_eq!(Amount::from_json(&json!(3)), Some(Amount::Count(3)));
+        assert_eq!(Amount::from_json(&json!(1)), Some(Amount::Count(1)));
+        assert_eq!(Amount::from_json(&json!(1.0)), Some(Amount::Fraction(1.0)));
+        assert_eq!(Amount::from_json(&json!(0.5)), Some(Amount::Fraction(0.5)));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(0.0),
+            json!(1.5),
+            json!(-0.5),
+            json!("half"),
+            Value::Null,
+        ] {
+            assert_eq!(Amount::from_json(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn amounts_resolve_against_the_data() {
+        assert_eq!(
+            Amount::Fraction(1.0).resolve(150, "k", "rows").unwrap(),
+            150
+        );
+        assert_eq!(Amount::Fraction(0.5).resolve(151, "k", "rows").unwrap(), 75);
+        assert_eq!(Amount::Fraction(0.001).resolve(10, "k", "rows").unwrap(), 1);
+        assert_eq!(Amount::Count(10).resolve(10, "k", "rows").unwrap(), 10);
+        let e = Amount::Count(11)
+            .resolve(10, "max_samples", "rows")
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "`bagging` parameter `max_samples`: 11 is more than the 10 rows of the data"
+        );
+    }
+
+    #[test]
+    fn estimator_forms() {
+        let e = estimator(&json!("linear"), &json!({"C": 2.0})).unwrap();
+        assert_eq!(e.name, "linear");
+        assert_eq!(Value::Object(e.params), json!({"C": 2.0}));
+
+        let e = estimator(&json!({"max_depth": 3}), &json!({})).unwrap();
+        assert_eq!(e.name, DEFAULT_ESTIMATOR);
+        assert_eq!(Value::Object(e.params), json!({"max_depth": 3}));
+
+        let e = estimator(
+            &json!({"name": "random_forest"}),
+            &json!({"n_estimators": 3}),
+        )
+        .unwrap();
+        assert_eq!(e.name, "random_forest");
+        assert_eq!(Value::Object(e.params), json!({"n_estimators": 3}));
+
+        let err = estimator(&json!({"max_depth": 3}), &json!({"max_depth": 4})).unwrap_err();
+        assert!(
+            err.message.contains("`estimator` and `estimator_params`"),
+            "{err}"
+        );
+        assert!(err.message.contains("(max_depth)"), "{err}");
+    }
+
+    #[test]
+    fn estimator_check() {
+        assert!(check_estimator(&json!("decision_tree")).is_ok());
+        assert!(check_estimator(&json!({"name": "linear", "C": 1})).is_ok());
+        assert!(check_estimator(&json!({"max_depth": 2})).is_ok());
+        assert!(check_estimator(&json!("")).is_err());
+        assert!(check_estimator(&json!(3)).is_err());
+        assert!(check_estimator(&json!({"name": 3})).is_err());
+        assert!(check_estimator(&json!({"name": " "})).is_err());
+    }
+}
