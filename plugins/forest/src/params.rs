@@ -1,29 +1,107 @@
-//! The learner's parameters: the schema the host checks them against (names,
-//! defaults and meaning follow scikit-learn's `RandomForestClassifier` and
-//! `RandomForestRegressor`), their conversion into [`ForestParams`], and the
-//! resolution of task- and size-dependent values into a [`TreeConfig`].
+//! The learners' parameter schemas. Names, defaults and meaning follow
+//! scikit-learn's `RandomForest{Classifier,Regressor}` and
+//! `DecisionTree{Classifier,Regressor}`; `split_algorithm` and `max_bins`
+//! choose between histogram and exact split search. [`crate::config`]
+//! turns checked values into settings.
 
 use serde_json::{Value, json};
-use tessera_core::{PluginError, Task, params::ParamSpec, params::Params};
+use tessera_core::params::ParamSpec;
 
-/// The learner's component name.
+pub use crate::config::{Criterion, ForestParams, TreeConfig};
+
+/// The forest learner's component name.
 pub const LEARNER: &str = "random_forest";
+/// The single-tree learner's component name.
+pub const TREE_LEARNER: &str = "decision_tree";
 
-const CRITERIA: &[&str] = &["gini", "entropy", "log_loss", "squared_error"];
+/// Criterion names accepted.
+pub const CRITERIA: &[&str] = &["gini", "entropy", "log_loss", "squared_error"];
 const CRITERION_TYPE: &str = r#""gini" | "entropy" | "log_loss" | "squared_error" | null"#;
 const SPLIT_TYPE: &str = "int >= 2 | float in (0, 1]";
 const LEAF_TYPE: &str = "int >= 1 | float in (0, 1)";
 const MAX_FEATURES_TYPE: &str = r#""auto" | "sqrt" | "log2" | int >= 1 | float in (0, 1] | null"#;
+const MAX_SAMPLES_TYPE: &str = "int >= 1 | float in (0, 1] | null";
+const NON_NEGATIVE_TYPE: &str = "float >= 0";
+const MAX_BINS_TYPE: &str = "int in [2, 255]";
+const FOREST_CLASS_WEIGHT_TYPE: &str =
+    r#""balanced" | "balanced_subsample" | {"<class index>": weight, ...} | null"#;
+const TREE_CLASS_WEIGHT_TYPE: &str = r#""balanced" | {"<class index>": weight, ...} | null"#;
 
 /// The parameter schema of `random_forest`.
 pub fn specs() -> Vec<ParamSpec> {
-    vec![
-        ParamSpec::int(
-            "n_estimators",
-            Some(100),
-            1,
-            "number of trees in the forest",
+    let mut s = vec![ParamSpec::int(
+        "n_estimators",
+        Some(100),
+        1,
+        "number of trees in the forest",
+    )];
+    s.extend(tree_specs_with(
+        json!("auto"),
+        "features tried per split: \"sqrt\", \"log2\", a count, a fraction, or null for all; \
+         \"auto\" is scikit-learn's default for the task (sqrt for classification, all for \
+         regression)",
+        ParamSpec::custom(
+            "class_weight",
+            FOREST_CLASS_WEIGHT_TYPE,
+            Value::Null,
+            "weights per class, multiplying sample weights: \"balanced\" (inversely proportional \
+             to class frequencies), \"balanced_subsample\" (the same, per bootstrap sample), or a \
+             table from class index to weight; class indices are 0..K-1 in the sorted order of \
+             the labels; unlisted classes weigh 1",
+            check_forest_class_weight,
         ),
+    ));
+    s.extend([
+        ParamSpec::bool(
+            "bootstrap",
+            true,
+            "train each tree on a bootstrap sample: rows drawn with replacement, with \
+             probability proportional to sample weight times class weight (as scikit-learn \
+             1.9), each weighing as often as it was drawn",
+        ),
+        ParamSpec::bool(
+            "oob_score",
+            false,
+            "score the forest on the rows each tree did not see (accuracy, or R² for \
+             regression); reported by describe as `oob_score`; needs bootstrap",
+        ),
+        ParamSpec::custom(
+            "max_samples",
+            MAX_SAMPLES_TYPE,
+            Value::Null,
+            "rows drawn per tree with bootstrap: a count, a fraction of the rows, or null for \
+             as many as there are rows",
+            check_max_samples,
+        ),
+    ]);
+    s
+}
+
+/// The parameter schema of `decision_tree`.
+pub fn tree_specs() -> Vec<ParamSpec> {
+    tree_specs_with(
+        Value::Null,
+        "features tried per split: \"sqrt\", \"log2\", a count, a fraction, or null for all \
+         (\"auto\": sqrt for classification, all for regression)",
+        ParamSpec::custom(
+            "class_weight",
+            TREE_CLASS_WEIGHT_TYPE,
+            Value::Null,
+            "weights per class, multiplying sample weights: \"balanced\" (inversely proportional \
+             to class frequencies) or a table from class index to weight; class indices are \
+             0..K-1 in the sorted order of the labels; unlisted classes weigh 1",
+            check_tree_class_weight,
+        ),
+    )
+}
+
+/// The parameters one tree takes, shared by both learners.
+fn tree_specs_with(
+    max_features_default: Value,
+    max_features_doc: &'static str,
+    class_weight: ParamSpec,
+) -> Vec<ParamSpec> {
+    vec![
         ParamSpec::custom(
             "criterion",
             CRITERION_TYPE,
@@ -31,6 +109,14 @@ pub fn specs() -> Vec<ParamSpec> {
             "split quality: gini or entropy (= log_loss) for classification, squared_error for \
              regression; null picks gini or squared_error by task",
             check_criterion,
+        ),
+        ParamSpec::choice(
+            "splitter",
+            "best",
+            &["best", "random"],
+            "\"best\" searches every threshold of each candidate feature; \"random\" draws one \
+             threshold per feature uniformly between the node's smallest and largest value \
+             (extremely randomized trees; with histograms, rows split by whole bins)",
         ),
         ParamSpec::int(
             "max_depth",
@@ -53,19 +139,42 @@ pub fn specs() -> Vec<ParamSpec> {
              rounded up",
             check_min_samples_leaf,
         ),
+        ParamSpec::float(
+            "min_weight_fraction_leaf",
+            0.0,
+            0.0,
+            0.5,
+            "smallest fraction of the total sample weight each leaf must keep",
+        ),
         ParamSpec::custom(
             "max_features",
             MAX_FEATURES_TYPE,
-            json!("auto"),
-            "features tried per split: \"sqrt\", \"log2\", a count, a fraction, or null for all; \
-             \"auto\" is scikit-learn's default for the task (sqrt for classification, all for \
-             regression)",
+            max_features_default,
+            max_features_doc,
             check_max_features,
         ),
-        ParamSpec::bool(
-            "bootstrap",
-            true,
-            "train each tree on a bootstrap sample of the rows (drawn with replacement)",
+        ParamSpec::int(
+            "max_leaf_nodes",
+            None,
+            2,
+            "grow best-first up to this many leaves (largest impurity decrease first); null for \
+             no limit (depth-first)",
+        ),
+        ParamSpec::custom(
+            "min_impurity_decrease",
+            NON_NEGATIVE_TYPE,
+            json!(0.0),
+            "split a node only if N_t / N * (impurity - N_t_R / N_t * right_impurity - N_t_L / \
+             N_t * left_impurity) reaches this (N: weighted sample counts)",
+            check_non_negative,
+        ),
+        class_weight,
+        ParamSpec::custom(
+            "ccp_alpha",
+            NON_NEGATIVE_TYPE,
+            json!(0.0),
+            "complexity parameter of minimal cost-complexity pruning after growth; 0 prunes nothing",
+            check_non_negative,
         ),
         ParamSpec::int(
             "random_state",
@@ -73,62 +182,32 @@ pub fn specs() -> Vec<ParamSpec> {
             0,
             "seed making training reproducible; null draws a fresh seed, recorded in the model",
         ),
+        ParamSpec::choice(
+            "split_algorithm",
+            "hist",
+            &["hist", "exact"],
+            "\"hist\" finds splits on per-node histograms of binned features (fast); \"exact\" \
+             sorts each candidate feature's values at every node",
+        ),
+        ParamSpec::custom(
+            "max_bins",
+            MAX_BINS_TYPE,
+            json!(255),
+            "bins per feature for split_algorithm = \"hist\" (missing values get one more)",
+            check_max_bins,
+        ),
     ]
+}
+
+fn expected(ty: &str, v: &Value) -> String {
+    format!("expected {ty}, got {v}")
 }
 
 fn check_criterion(v: &Value) -> Result<(), String> {
     match v {
         Value::Null => Ok(()),
         Value::String(s) if CRITERIA.contains(&s.as_str()) => Ok(()),
-        _ => Err(format!("expected {CRITERION_TYPE}, got {v}")),
-    }
-}
-
-fn check_min_samples_split(v: &Value) -> Result<(), String> {
-    match size(v) {
-        Some(Size::Count(n)) if n >= 2 => Ok(()),
-        Some(Size::Fraction(f)) if f > 0.0 && f <= 1.0 => Ok(()),
-        _ => Err(format!("expected {SPLIT_TYPE}, got {v}")),
-    }
-}
-
-fn check_min_samples_leaf(v: &Value) -> Result<(), String> {
-    match size(v) {
-        Some(Size::Count(n)) if n >= 1 => Ok(()),
-        Some(Size::Fraction(f)) if f > 0.0 && f < 1.0 => Ok(()),
-        _ => Err(format!("expected {LEAF_TYPE}, got {v}")),
-    }
-}
-
-fn check_max_features(v: &Value) -> Result<(), String> {
-    match max_features(v) {
-        Some(MaxFeatures::Count(0)) | None => Err(format!("expected {MAX_FEATURES_TYPE}, got {v}")),
-        Some(MaxFeatures::Fraction(f)) if !(f > 0.0 && f <= 1.0) => {
-            Err(format!("expected {MAX_FEATURES_TYPE}, got {v}"))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-/// A split criterion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Criterion {
-    /// Gini impurity (classification).
-    Gini,
-    /// Shannon entropy (classification); `log_loss` is the same criterion.
-    Entropy,
-    /// Variance of the target (regression).
-    SquaredError,
-}
-
-impl Criterion {
-    /// The criterion's scikit-learn name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Gini => "gini",
-            Self::Entropy => "entropy",
-            Self::SquaredError => "squared_error",
-        }
+        _ => Err(expected(CRITERION_TYPE, v)),
     }
 }
 
@@ -137,8 +216,59 @@ impl Criterion {
 pub enum Size {
     /// That many rows.
     Count(usize),
-    /// `ceil(fraction * rows)` rows.
+    /// A fraction of the rows.
     Fraction(f64),
+}
+
+/// Reads a size: a non-negative JSON integer is a count, any other number
+/// a fraction.
+pub fn size(v: &Value) -> Option<Size> {
+    if let Some(n) = v.as_u64() {
+        Some(Size::Count(usize::try_from(n).ok()?))
+    } else if v.is_i64() {
+        None
+    } else {
+        v.as_f64().map(Size::Fraction)
+    }
+}
+
+fn check_min_samples_split(v: &Value) -> Result<(), String> {
+    match size(v) {
+        Some(Size::Count(n)) if n >= 2 => Ok(()),
+        Some(Size::Fraction(f)) if f > 0.0 && f <= 1.0 => Ok(()),
+        _ => Err(expected(SPLIT_TYPE, v)),
+    }
+}
+
+fn check_min_samples_leaf(v: &Value) -> Result<(), String> {
+    match size(v) {
+        Some(Size::Count(n)) if n >= 1 => Ok(()),
+        Some(Size::Fraction(f)) if f > 0.0 && f < 1.0 => Ok(()),
+        _ => Err(expected(LEAF_TYPE, v)),
+    }
+}
+
+fn check_max_samples(v: &Value) -> Result<(), String> {
+    match size(v) {
+        _ if v.is_null() => Ok(()),
+        Some(Size::Count(n)) if n >= 1 => Ok(()),
+        Some(Size::Fraction(f)) if f > 0.0 && f <= 1.0 => Ok(()),
+        _ => Err(expected(MAX_SAMPLES_TYPE, v)),
+    }
+}
+
+fn check_non_negative(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(f) if f >= 0.0 && f.is_finite() => Ok(()),
+        _ => Err(expected(NON_NEGATIVE_TYPE, v)),
+    }
+}
+
+fn check_max_bins(v: &Value) -> Result<(), String> {
+    match v.as_u64() {
+        Some(2..=255) => Ok(()),
+        _ => Err(expected(MAX_BINS_TYPE, v)),
+    }
 }
 
 /// How many features each split draws.
@@ -158,55 +288,8 @@ pub enum MaxFeatures {
     All,
 }
 
-/// The learner's parameters, checked but not yet resolved against data.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ForestParams {
-    /// Number of trees.
-    pub n_estimators: usize,
-    /// The criterion; `None` picks the task's default.
-    pub criterion: Option<&'static str>,
-    /// Depth limit; `None` for none.
-    pub max_depth: Option<usize>,
-    /// Fewest samples to split a node.
-    pub min_samples_split: Size,
-    /// Fewest samples in a leaf.
-    pub min_samples_leaf: Size,
-    /// Features drawn per split.
-    pub max_features: MaxFeatures,
-    /// Whether each tree sees a bootstrap sample.
-    pub bootstrap: bool,
-    /// The seed; `None` draws one at fit time.
-    pub random_state: Option<u64>,
-}
-
-/// Everything one tree needs, resolved for a task and a data size.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TreeConfig {
-    /// The split criterion.
-    pub criterion: Criterion,
-    /// Depth limit (`usize::MAX` for none).
-    pub max_depth: usize,
-    /// Fewest samples to split a node.
-    pub min_samples_split: usize,
-    /// Fewest samples in each child.
-    pub min_samples_leaf: usize,
-    /// Features evaluated per split.
-    pub max_features: usize,
-    /// Whether each tree sees a bootstrap sample.
-    pub bootstrap: bool,
-}
-
-fn size(v: &Value) -> Option<Size> {
-    if let Some(n) = v.as_u64() {
-        Some(Size::Count(usize::try_from(n).ok()?))
-    } else if v.is_i64() {
-        None
-    } else {
-        v.as_f64().map(Size::Fraction)
-    }
-}
-
-fn max_features(v: &Value) -> Option<MaxFeatures> {
+/// Reads `max_features`.
+pub fn max_features(v: &Value) -> Option<MaxFeatures> {
     match v {
         Value::Null => Some(MaxFeatures::All),
         Value::String(s) => match s.as_str() {
@@ -223,122 +306,68 @@ fn max_features(v: &Value) -> Option<MaxFeatures> {
     }
 }
 
-fn bad(key: &str, v: &Value) -> PluginError {
-    PluginError::params(format!(
-        "`{LEARNER}` parameter `{key}`: unexpected value {v}"
-    ))
+fn check_max_features(v: &Value) -> Result<(), String> {
+    match max_features(v) {
+        Some(MaxFeatures::Count(0)) | None => Err(expected(MAX_FEATURES_TYPE, v)),
+        Some(MaxFeatures::Fraction(f)) if !(f > 0.0 && f <= 1.0) => {
+            Err(expected(MAX_FEATURES_TYPE, v))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
-impl ForestParams {
-    /// Reads parameters that [`tessera_core::params::parse`] has checked
-    /// against [`specs`].
-    ///
-    /// # Errors
-    /// A value the schema should have refused.
-    pub fn from_params(p: &Params) -> Result<Self, PluginError> {
-        let criterion = match p.get("criterion") {
-            Value::Null => None,
-            v => Some(
-                CRITERIA
-                    .iter()
-                    .copied()
-                    .find(|c| v.as_str() == Some(c))
-                    .ok_or_else(|| bad("criterion", v))?,
-            ),
-        };
-        let get = |key: &str| p.get(key);
-        Ok(Self {
-            n_estimators: p
-                .opt_usize("n_estimators")
-                .ok_or_else(|| bad("n_estimators", get("n_estimators")))?,
-            criterion,
-            max_depth: p.opt_usize("max_depth"),
-            min_samples_split: size(get("min_samples_split"))
-                .ok_or_else(|| bad("min_samples_split", get("min_samples_split")))?,
-            min_samples_leaf: size(get("min_samples_leaf"))
-                .ok_or_else(|| bad("min_samples_leaf", get("min_samples_leaf")))?,
-            max_features: max_features(get("max_features"))
-                .ok_or_else(|| bad("max_features", get("max_features")))?,
-            bootstrap: p.bool("bootstrap"),
-            random_state: p.opt_u64("random_state"),
-        })
-    }
+/// Weights per class.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClassWeight {
+    /// Every class weighs 1.
+    None,
+    /// `rows / (classes * rows of the class)`, over the training data.
+    Balanced,
+    /// The same over each tree's bootstrap sample.
+    BalancedSubsample,
+    /// Given weights by class index; unlisted classes weigh 1.
+    Given(Vec<(usize, f64)>),
+}
 
-    /// Resolves the task default criterion, the feature count and the row
-    /// fractions for `task` on `rows x features` data, as scikit-learn does.
-    ///
-    /// # Errors
-    /// A criterion of the other task, or more features than the data has.
-    pub fn resolve(
-        &self,
-        task: Task,
-        rows: usize,
-        features: usize,
-    ) -> Result<TreeConfig, PluginError> {
-        let classify = task.is_classification();
-        let criterion = match (self.criterion, classify) {
-            (None, true) => Criterion::Gini,
-            (None, false) => Criterion::SquaredError,
-            (Some("gini"), true) => Criterion::Gini,
-            (Some("entropy" | "log_loss"), true) => Criterion::Entropy,
-            (Some("squared_error"), false) => Criterion::SquaredError,
-            (Some(c), _) => {
-                let fits = if classify {
-                    r#""gini", "entropy" or "log_loss""#
-                } else {
-                    r#""squared_error""#
-                };
-                return Err(PluginError::params(format!(
-                    "`{LEARNER}` parameter `criterion`: \"{c}\" does not apply to {} (use {fits})",
-                    task.name()
-                )));
+/// Reads `class_weight`; `Err` says what is wrong.
+pub fn class_weight(v: &Value) -> Result<ClassWeight, String> {
+    match v {
+        Value::Null => Ok(ClassWeight::None),
+        Value::String(s) if s == "balanced" => Ok(ClassWeight::Balanced),
+        Value::String(s) if s == "balanced_subsample" => Ok(ClassWeight::BalancedSubsample),
+        Value::Object(m) => {
+            let mut given = Vec::with_capacity(m.len());
+            for (k, w) in m {
+                let class = k.parse::<usize>().map_err(|_| {
+                    format!(
+                        "key \"{k}\" is not a class index (use \"0\", \"1\", ...: classes are \
+                         numbered 0..K-1 in the sorted order of the labels)"
+                    )
+                })?;
+                match w.as_f64() {
+                    Some(w) if w >= 0.0 && w.is_finite() => given.push((class, w)),
+                    _ => {
+                        return Err(format!(
+                            "weight of class \"{k}\" must be a number >= 0, got {w}"
+                        ));
+                    }
+                }
             }
-        };
-        let fraction = |f: f64| (f * rows as f64).ceil() as usize;
-        let min_samples_leaf = match self.min_samples_leaf {
-            Size::Count(n) => n,
-            Size::Fraction(f) => fraction(f).max(1),
-        };
-        let min_samples_split = match self.min_samples_split {
-            Size::Count(n) => n,
-            Size::Fraction(f) => fraction(f).max(2),
-        };
-        let n = features as f64;
-        let max_features = match self.max_features {
-            MaxFeatures::Auto if classify => n.sqrt() as usize,
-            MaxFeatures::Auto | MaxFeatures::All => features,
-            MaxFeatures::Sqrt => n.sqrt() as usize,
-            MaxFeatures::Log2 => n.log2() as usize,
-            MaxFeatures::Fraction(f) => (f * n) as usize,
-            MaxFeatures::Count(c) if c > features => {
-                return Err(PluginError::params(format!(
-                    "`{LEARNER}` parameter `max_features`: {c} is more than the {features} feature \
-                     columns of the data"
-                )));
-            }
-            MaxFeatures::Count(c) => c,
-        };
-        Ok(TreeConfig {
-            criterion,
-            max_depth: self.max_depth.unwrap_or(usize::MAX),
-            min_samples_split: min_samples_split.max(2 * min_samples_leaf),
-            min_samples_leaf,
-            max_features: max_features.clamp(1, features.max(1)),
-            bootstrap: self.bootstrap,
-        })
+            Ok(ClassWeight::Given(given))
+        }
+        _ => Err(expected(FOREST_CLASS_WEIGHT_TYPE, v)),
     }
+}
 
-    /// The parameters a model was trained with, resolved, for its summary.
-    pub fn used(&self, cfg: &TreeConfig, seed: u64) -> Value {
-        json!({
-            "n_estimators": self.n_estimators,
-            "criterion": self.criterion.unwrap_or(cfg.criterion.name()),
-            "max_depth": self.max_depth,
-            "min_samples_split": cfg.min_samples_split,
-            "min_samples_leaf": cfg.min_samples_leaf,
-            "max_features": cfg.max_features,
-            "bootstrap": cfg.bootstrap,
-            "random_state": seed,
-        })
+fn check_forest_class_weight(v: &Value) -> Result<(), String> {
+    class_weight(v).map(|_| ())
+}
+
+fn check_tree_class_weight(v: &Value) -> Result<(), String> {
+    match class_weight(v) {
+        Ok(ClassWeight::BalancedSubsample) | Err(_) if !v.is_object() => {
+            Err(expected(TREE_CLASS_WEIGHT_TYPE, v))
+        }
+        r => r.map(|_| ()),
     }
 }

@@ -70,10 +70,60 @@ impl Rng {
         result
     }
 
+    /// A uniform number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A uniform integer in `0..n` (`n > 0`), by Lemire's multiply-shift;
     /// the bias is below 2^-40 for any `n` a forest uses.
     pub fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// Draws row indices with probabilities proportional to weights, in
+/// constant time per draw (Vose's alias method).
+#[derive(Clone, Debug)]
+pub struct WeightedIndex {
+    prob: Vec<f64>,
+    alias: Vec<u32>,
+}
+
+impl WeightedIndex {
+    /// A sampler of `0..weights.len()` with `P(i) = weights[i] / sum`
+    /// (`sum > 0`, weights finite and non-negative).
+    pub fn new(weights: &[f64]) -> Self {
+        let n = weights.len();
+        let sum: f64 = weights.iter().sum();
+        let mut prob: Vec<f64> = weights.iter().map(|&w| w * n as f64 / sum).collect();
+        let mut alias: Vec<u32> = (0..n as u32).collect();
+        let (mut small, mut large): (Vec<u32>, Vec<u32>) =
+            (0..n as u32).partition(|&i| prob[i as usize] < 1.0);
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            alias[s as usize] = l;
+            prob[l as usize] -= 1.0 - prob[s as usize];
+            if prob[l as usize] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        // Leftovers are 1 up to rounding.
+        for i in small.into_iter().chain(large) {
+            prob[i as usize] = 1.0;
+        }
+        Self { prob, alias }
+    }
+
+    /// One index.
+    pub fn draw(&self, rng: &mut Rng) -> usize {
+        let i = rng.below(self.prob.len());
+        if rng.unit() < self.prob[i] {
+            i
+        } else {
+            self.alias[i] as usize
+        }
     }
 }
 
@@ -99,6 +149,24 @@ mod tests {
             seen[r.below(10)] += 1;
         }
         assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn weighted_draws_follow_the_weights() {
+        let w = [1.0, 0.0, 3.0, 6.0];
+        let sampler = WeightedIndex::new(&w);
+        let mut r = Rng::new(9);
+        let mut seen = [0usize; 4];
+        for _ in 0..100_000 {
+            seen[sampler.draw(&mut r)] += 1;
+        }
+        assert_eq!(seen[1], 0);
+        for (i, &c) in seen.iter().enumerate() {
+            let expected = w[i] / 10.0 * 100_000.0;
+            assert!((c as f64 - expected).abs() < 1000.0, "{seen:?}");
+        }
+        let u = r.unit();
+        assert!((0.0..1.0).contains(&u));
     }
 
     #[test]

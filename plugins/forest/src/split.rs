@@ -1,109 +1,33 @@
-//! Exact best-split search for one node: node statistics and impurity, and
-//! the scan of one feature's sorted values, including where missing values
-//! should go.
+//! Exact split search: each candidate feature's values at the node are
+//! sorted and every threshold between distinct values is scored, including
+//! where missing values should go; or, for the random splitter, one
+//! threshold is drawn between the node's smallest and largest value.
 //!
-//! Classification and regression share one representation: every row adds
-//! `weight * value` to one slot of a statistics vector. For classification
-//! the slot is the row's class and the value 1 (so the slots are weighted
+//! Every row adds `weight * value` to one slot of a statistics vector: for
+//! classification the slot is the row's class and the value 1 (weighted
 //! class counts); for regression there is one slot and the value is the
-//! target (so the slot is the weighted target sum). The Gini proxy
-//! `sum(s^2) / w` per child is then also the squared-error proxy.
+//! target (the weighted target sum). The Gini proxy `sum(s^2) / w` per
+//! child is then also the squared-error proxy.
 
-use crate::{params::Criterion, tree::Dataset};
+use std::ops::Range;
 
-/// Impurities at or below this count as pure (scikit-learn's `EPSILON`).
-pub const PURE: f64 = f64::EPSILON;
+use crate::{
+    config::{Criterion, Splitter as Kind},
+    data::Dataset,
+    node::{NodeSplitter, NodeStats, NodeView, Scan, Split},
+    rng::Rng,
+};
 
-/// Statistics of the rows in one node.
-#[derive(Clone, Debug)]
-pub struct NodeStats {
-    /// Total weight.
-    pub weight: f64,
-    /// Weighted class counts, or the weighted target sum.
-    pub sums: Vec<f64>,
-    /// The node's impurity under the criterion.
-    pub impurity: f64,
-}
-
-impl NodeStats {
-    /// Statistics of `rows` weighted by `weight`.
-    pub fn of(data: &Dataset, weight: &[f64], criterion: Criterion, rows: &[u32]) -> Self {
-        let mut sums = vec![0.0; data.n_slots];
-        let mut w = 0.0;
-        for &r in rows {
-            let r = r as usize;
-            sums[data.slot[r] as usize] += weight[r] * data.value[r];
-            w += weight[r];
-        }
-        let impurity = if w <= 0.0 {
-            0.0
-        } else {
-            match criterion {
-                Criterion::Gini => 1.0 - sums.iter().map(|s| (s / w) * (s / w)).sum::<f64>(),
-                Criterion::Entropy => -sums
-                    .iter()
-                    .filter(|&&s| s > 0.0)
-                    .map(|s| (s / w) * (s / w).log2())
-                    .sum::<f64>(),
-                Criterion::SquaredError => {
-                    // Two passes: `E[y^2] - E[y]^2` leaves rounding noise
-                    // above `PURE` on constant targets, which would split them.
-                    let mean = sums[0] / w;
-                    let sse: f64 = rows
-                        .iter()
-                        .map(|&r| {
-                            let d = data.value[r as usize] - mean;
-                            weight[r as usize] * d * d
-                        })
-                        .sum();
-                    sse / w
-                }
-            }
-        };
-        Self {
-            weight: w,
-            sums,
-            impurity,
-        }
-    }
-
-    /// The leaf prediction: class distribution or weighted mean.
-    pub fn leaf_values(&self) -> impl Iterator<Item = f32> + '_ {
-        let w = self.weight;
-        self.sums
-            .iter()
-            .map(move |s| if w > 0.0 { (s / w) as f32 } else { 0.0 })
-    }
-}
-
-/// The best split found so far at a node.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Split {
-    /// Feature column.
-    pub feature: u32,
-    /// Rows with `x <= threshold` go left.
-    pub threshold: f32,
-    /// Where rows with a missing value go.
-    pub missing_left: bool,
-    /// Higher is better; comparable between splits of the same node only.
-    pub proxy: f64,
-}
-
-/// What scanning one feature found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scan {
-    /// Every row has the same value: useless here and in every descendant.
-    Constant,
-    /// The feature was evaluated (a split may or may not have improved).
-    Evaluated,
-}
-
-/// Scratch space for split search, reused across nodes of one tree.
-pub struct Splitter<'a> {
+/// Scratch space for exact split search, reused across nodes of one tree.
+pub struct ExactSplitter<'a> {
     data: &'a Dataset,
     weight: &'a [f64],
+    /// The sampled rows, node by node.
+    rows: Vec<u32>,
     criterion: Criterion,
+    kind: Kind,
     min_leaf: usize,
+    min_weight: f64,
     keys: Vec<u64>,
     left: Vec<f64>,
     miss: Vec<f64>,
@@ -127,31 +51,42 @@ fn from_order_bits(k: u32) -> f32 {
     })
 }
 
-/// The threshold between consecutive distinct values `a < b`: their
-/// midpoint, or `a` when the midpoint rounds up to `b` (as scikit-learn).
-pub fn midpoint(a: f32, b: f32) -> f32 {
-    let m = (f64::from(a) / 2.0 + f64::from(b) / 2.0) as f32;
-    if m >= b || !m.is_finite() { a } else { m }
-}
+pub use tessera_trees::bin::midpoint;
 
 fn xlogx(x: f64) -> f64 {
     if x > 0.0 { x * x.ln() } else { 0.0 }
 }
 
-impl<'a> Splitter<'a> {
-    /// A splitter over `data` with per-row `weight` (zero for rows not in
-    /// the tree's sample).
+/// A threshold drawn uniformly in `[lo, hi)` (`lo < hi`), as scikit-learn's
+/// random splitter: a draw that rounds to `hi` becomes `lo`.
+pub fn draw_threshold(lo: f32, hi: f32, rng: &mut Rng) -> f32 {
+    let u = rng.unit();
+    let t = (f64::from(lo) + (f64::from(hi) - f64::from(lo)) * u) as f32;
+    if t >= hi || t.is_nan() { lo } else { t.max(lo) }
+}
+
+impl<'a> ExactSplitter<'a> {
+    /// A splitter over the rows of `data` with positive `weight` (zero for
+    /// rows not in the tree's sample); children keep `min_leaf` rows and
+    /// `min_weight`.
     pub fn new(
         data: &'a Dataset,
         weight: &'a [f64],
         criterion: Criterion,
+        kind: Kind,
         min_leaf: usize,
+        min_weight: f64,
     ) -> Self {
         Self {
             data,
             weight,
+            rows: (0..data.n_rows as u32)
+                .filter(|&r| weight[r as usize] > 0.0)
+                .collect(),
             criterion,
+            kind,
             min_leaf,
+            min_weight,
             keys: Vec::new(),
             left: vec![0.0; data.n_slots],
             miss: vec![0.0; data.n_slots],
@@ -159,13 +94,17 @@ impl<'a> Splitter<'a> {
     }
 
     /// Proxy of the split whose left child holds `left` (+ the missing rows
-    /// when `miss_left`) and whose right child holds the rest of `node`.
-    fn proxy(&self, node: &NodeStats, wl: f64, wm: f64, miss_left: bool) -> f64 {
+    /// when `miss_left`) and whose right child holds the rest of `node`;
+    /// `None` when a child is lighter than `min_weight`.
+    fn proxy(&self, node: &NodeView<'_>, wl: f64, wm: f64, miss_left: bool) -> Option<f64> {
         let ml = if miss_left { 1.0 } else { 0.0 };
         let wl2 = wl + ml * wm;
-        let wr2 = node.weight - wl2;
-        let (l, m, t) = (&self.left, &self.miss, &node.sums);
-        match self.criterion {
+        let wr2 = node.stats.weight - wl2;
+        if !(wl2 >= self.min_weight && wr2 >= self.min_weight && wl2 > 0.0 && wr2 > 0.0) {
+            return None;
+        }
+        let (l, m, t) = (&self.left, &self.miss, node.sums);
+        Some(match self.criterion {
             Criterion::Gini | Criterion::SquaredError => {
                 let (mut pl, mut pr) = (0.0, 0.0);
                 for j in 0..t.len() {
@@ -184,29 +123,36 @@ impl<'a> Splitter<'a> {
                 }
                 p
             }
-        }
+        })
     }
 
-    /// Scans feature `f` over `rows` (the node's rows, statistics `node`),
-    /// replacing `best` with any better split.
-    pub fn scan(
+    fn add(&mut self, to_left: bool, r: usize) -> f64 {
+        let d = self.data;
+        let acc = if to_left {
+            &mut self.left
+        } else {
+            &mut self.miss
+        };
+        acc[d.slot[r] as usize] += self.weight[r] * d.value[r];
+        self.weight[r]
+    }
+
+    /// The best threshold of feature `f` over `rows`.
+    fn scan_best(
         &mut self,
         f: usize,
         rows: &[u32],
-        node: &NodeStats,
+        node: &NodeView<'_>,
         best: &mut Option<Split>,
     ) -> Scan {
-        let data = self.data;
-        let col = data.column(f);
+        let col = self.data.column(f);
         self.keys.clear();
         self.miss.fill(0.0);
         let (mut wm, mut nm) = (0.0, 0usize);
         for &r in rows {
             let v = col[r as usize];
             if v.is_nan() {
-                let r = r as usize;
-                self.miss[data.slot[r] as usize] += self.weight[r] * data.value[r];
-                wm += self.weight[r];
+                wm += self.add(false, r as usize);
                 nm += 1;
             } else {
                 self.keys
@@ -223,22 +169,22 @@ impl<'a> Splitter<'a> {
             return Scan::Constant;
         }
         let min_leaf = self.min_leaf;
-        let mut consider = |proxy: f64, threshold: f32, missing_left: bool| {
-            if best.is_none_or(|b| proxy > b.proxy) {
-                *best = Some(Split {
+        let mut offer = |proxy: Option<f64>, threshold: f32, missing_left: bool| {
+            if let Some(proxy) = proxy {
+                let s = Split {
                     feature: f as u32,
                     threshold,
                     missing_left,
                     proxy,
-                });
+                    cut: 0,
+                };
+                s.offer(best);
             }
         };
         self.left.fill(0.0);
         let mut wl = 0.0;
         for i in 0..nn - 1 {
-            let r = (self.keys[i] & 0xFFFF_FFFF) as usize;
-            self.left[data.slot[r] as usize] += self.weight[r] * data.value[r];
-            wl += self.weight[r];
+            wl += self.add(true, (self.keys[i] & 0xFFFF_FFFF) as usize);
             let (a, b) = (value(self.keys[i]), value(self.keys[i + 1]));
             if b <= a {
                 continue;
@@ -246,31 +192,147 @@ impl<'a> Splitter<'a> {
             let (nl, nr) = (i + 1, nn - i - 1);
             if nm == 0 {
                 if nl >= min_leaf && nr >= min_leaf {
-                    let p = self.proxy(node, wl, 0.0, false);
                     // With no missing rows here, unseen missing values follow
                     // the heavier child.
-                    consider(p, midpoint(a, b), wl >= node.weight - wl);
+                    offer(
+                        self.proxy(node, wl, 0.0, false),
+                        midpoint(a, b),
+                        wl >= node.stats.weight - wl,
+                    );
                 }
             } else {
                 if nl + nm >= min_leaf && nr >= min_leaf {
-                    let p = self.proxy(node, wl, wm, true);
-                    consider(p, midpoint(a, b), true);
+                    offer(self.proxy(node, wl, wm, true), midpoint(a, b), true);
                 }
                 if nl >= min_leaf && nr + nm >= min_leaf {
-                    let p = self.proxy(node, wl, wm, false);
-                    consider(p, midpoint(a, b), false);
+                    offer(self.proxy(node, wl, wm, false), midpoint(a, b), false);
                 }
             }
         }
         if nm > 0 && nn >= min_leaf && nm >= min_leaf {
             // Every present value left, every missing one right.
-            let r = (self.keys[nn - 1] & 0xFFFF_FFFF) as usize;
-            self.left[data.slot[r] as usize] += self.weight[r] * data.value[r];
-            wl += self.weight[r];
-            let p = self.proxy(node, wl, wm, false);
-            consider(p, f32::INFINITY, false);
+            wl += self.add(true, (self.keys[nn - 1] & 0xFFFF_FFFF) as usize);
+            offer(self.proxy(node, wl, wm, false), f32::INFINITY, false);
         }
         Scan::Evaluated
+    }
+
+    /// One random threshold of feature `f` over `rows`.
+    fn scan_random(
+        &mut self,
+        f: usize,
+        rows: &[u32],
+        node: &NodeView<'_>,
+        rng: &mut Rng,
+        best: &mut Option<Split>,
+    ) -> Scan {
+        let col = self.data.column(f);
+        let (mut lo, mut hi, mut nm) = (f32::INFINITY, f32::NEG_INFINITY, 0usize);
+        for &r in rows {
+            let v = col[r as usize];
+            if v.is_nan() {
+                nm += 1;
+            } else {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        if lo >= hi {
+            return Scan::Constant;
+        }
+        let threshold = draw_threshold(lo, hi, rng);
+        let draw_left = nm > 0 && rng.below(2) == 1;
+        self.left.fill(0.0);
+        self.miss.fill(0.0);
+        let (mut wl, mut wm, mut nl) = (0.0, 0.0, 0usize);
+        for &r in rows {
+            let v = col[r as usize];
+            if v.is_nan() {
+                wm += self.add(false, r as usize);
+            } else if v <= threshold {
+                wl += self.add(true, r as usize);
+                nl += 1;
+            }
+        }
+        let missing_left = if nm > 0 {
+            draw_left
+        } else {
+            wl >= node.stats.weight - wl
+        };
+        let left_rows = nl + if missing_left { nm } else { 0 };
+        if left_rows >= self.min_leaf && rows.len() - left_rows >= self.min_leaf {
+            let with_missing = nm > 0 && missing_left;
+            if let Some(proxy) = self.proxy(node, wl, wm, with_missing) {
+                let s = Split {
+                    feature: f as u32,
+                    threshold,
+                    missing_left,
+                    proxy,
+                    cut: 0,
+                };
+                s.offer(best);
+            }
+        }
+        Scan::Evaluated
+    }
+}
+
+impl NodeSplitter for ExactSplitter<'_> {
+    type Cache = ();
+
+    fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn stats(&self, range: Range<usize>, sums: &mut [f64]) -> NodeStats {
+        let (d, w) = (self.data, self.weight);
+        let rows = self.rows[range].iter().map(|&r| {
+            let r = r as usize;
+            (d.slot[r], w[r], d.value[r])
+        });
+        NodeStats::compute(rows, sums, self.criterion)
+    }
+
+    fn scan(
+        &mut self,
+        features: &[u32],
+        node: &NodeView<'_>,
+        _cache: Option<&()>,
+        rng: &mut Rng,
+        best: &mut Option<Split>,
+        scans: &mut Vec<Scan>,
+    ) {
+        let all = std::mem::take(&mut self.rows);
+        let rows = &all[node.range.clone()];
+        for &f in features {
+            let f = f as usize;
+            scans.push(match self.kind {
+                Kind::Best => self.scan_best(f, rows, node, best),
+                Kind::Random => self.scan_random(f, rows, node, rng, best),
+            });
+        }
+        self.rows = all;
+    }
+
+    fn partition(&mut self, range: Range<usize>, s: &Split) -> usize {
+        let col = self.data.column(s.feature as usize);
+        let rows = &mut self.rows[range.clone()];
+        let (mut i, mut j) = (0, rows.len());
+        while i < j {
+            let v = col[rows[i] as usize];
+            let goes_left = if v.is_nan() {
+                s.missing_left
+            } else {
+                v <= s.threshold
+            };
+            if goes_left {
+                i += 1;
+            } else {
+                j -= 1;
+                rows.swap(i, j);
+            }
+        }
+        range.start + i
     }
 }
 
@@ -306,5 +368,21 @@ mod tests {
         let m = midpoint(a, b);
         assert!(a <= m && m < b);
         assert_eq!(midpoint(f32::MAX, f32::INFINITY), f32::MAX);
+    }
+
+    #[test]
+    fn random_thresholds_stay_in_range() {
+        let mut rng = Rng::new(3);
+        for (lo, hi) in [
+            (0.0, 1.0),
+            (-5.0, -4.999),
+            (1.0, f32::from_bits(1.0f32.to_bits() + 1)),
+        ] {
+            for _ in 0..1000 {
+                let t = draw_threshold(lo, hi, &mut rng);
+                assert!(lo <= t && t < hi, "{lo} {hi} {t}");
+            }
+        }
+        assert!(draw_threshold(f32::MIN, f32::MAX, &mut rng).is_finite());
     }
 }

@@ -1,105 +1,122 @@
-//! CART: the training data in the column layout split search wants, the tree
-//! a forest is made of, and growing one tree depth-first from weighted rows.
+//! The model's tree: a flat array of 12-byte nodes in depth-first
+//! pre-order, so a left child always follows its parent and only the right
+//! child's index is stored. A leaf with one value (regression, binary
+//! classification) keeps it in place of the threshold; a leaf with a class
+//! distribution points into [`Tree::values`].
 
-use tessera_core::{TrainData, ir::TreeNode};
+use tessera_core::ir::{self, TreeNode};
 
-use crate::{
-    params::TreeConfig,
-    rng::Rng,
-    split::{NodeStats, PURE, Scan, Split, Splitter},
-};
-
-/// The training data as split search reads it, shared by all trees.
-pub struct Dataset {
-    /// Features column after column (`n_rows` values each); NaN = missing.
-    cols: Vec<f32>,
-    /// Number of rows.
-    pub n_rows: usize,
-    /// Number of feature columns.
-    pub n_features: usize,
-    /// Per row: its class (classification) or 0 (regression).
-    pub slot: Vec<u32>,
-    /// Per row: 1 (classification) or its target (regression).
-    pub value: Vec<f64>,
-    /// Length of a statistics vector: the class count, or 1.
-    pub n_slots: usize,
-    /// Per row: its sample weight (1 when none were given).
-    pub sample_weight: Vec<f64>,
+/// One node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Node {
+    /// Split feature in the low 31 bits, missing-goes-left in the top bit;
+    /// [`Node::LEAF`] for a leaf.
+    pub feature: u32,
+    /// Split threshold, or the leaf's value when leaves hold one value.
+    pub threshold: f32,
+    /// Right child, or the offset of the leaf's values in [`Tree::values`].
+    pub right: u32,
 }
 
-impl Dataset {
-    /// Transposes and encodes `data` (which has passed validation).
-    pub fn new(data: &TrainData<'_>) -> Self {
-        let (n_rows, n_features) = (data.x.rows(), data.x.cols());
-        let x = data.x.as_slice();
-        let mut cols = vec![0.0; n_rows * n_features];
-        for (r, row) in x.chunks_exact(n_features).enumerate() {
-            for (f, &v) in row.iter().enumerate() {
-                cols[f * n_rows + r] = v;
-            }
-        }
-        let classify = data.task.is_classification();
-        let y = data.y.as_slice();
-        let (slot, value, n_slots) = if classify {
-            (
-                y.iter().map(|&c| c as u32).collect(),
-                vec![1.0; n_rows],
-                data.task.n_classes as usize,
-            )
-        } else {
-            (
-                vec![0; n_rows],
-                y.iter().map(|&v| f64::from(v)).collect(),
-                1,
-            )
-        };
-        let sample_weight = match data.weights.into_option() {
-            Some(w) => w.iter().map(|&w| f64::from(w)).collect(),
-            None => vec![1.0; n_rows],
-        };
+const MISSING_LEFT: u32 = 1 << 31;
+
+impl Node {
+    /// The `feature` of a leaf.
+    pub const LEAF: u32 = u32::MAX;
+
+    /// An internal node (its left child is the next node).
+    pub fn split(feature: u32, threshold: f32, missing_left: bool, right: u32) -> Self {
         Self {
-            cols,
-            n_rows,
-            n_features,
-            slot,
-            value,
-            n_slots,
-            sample_weight,
+            feature: feature | if missing_left { MISSING_LEFT } else { 0 },
+            threshold,
+            right,
         }
     }
 
-    /// The values of feature `f`, one per row.
-    pub fn column(&self, f: usize) -> &[f32] {
-        &self.cols[f * self.n_rows..(f + 1) * self.n_rows]
+    /// A leaf holding one value.
+    pub fn leaf(value: f32) -> Self {
+        Self {
+            feature: Self::LEAF,
+            threshold: value,
+            right: 0,
+        }
+    }
+
+    /// A leaf whose values start at `offset` in [`Tree::values`].
+    pub fn leaf_at(offset: u32) -> Self {
+        Self {
+            feature: Self::LEAF,
+            threshold: 0.0,
+            right: offset,
+        }
+    }
+
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.feature == Self::LEAF
+    }
+
+    /// The split feature (internal nodes).
+    pub fn feature_index(&self) -> usize {
+        (self.feature & !MISSING_LEFT) as usize
+    }
+
+    /// Where missing values go (internal nodes).
+    pub fn missing_left(&self) -> bool {
+        self.feature & MISSING_LEFT != 0
     }
 }
 
-/// One decision tree, in the exchange form's node layout.
+/// One decision tree.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tree {
-    /// Nodes, root first; children always come after their parent.
-    pub nodes: Vec<TreeNode>,
-    /// Leaf values, `n_outputs` per leaf.
+    /// Nodes in pre-order, root first.
+    pub nodes: Vec<Node>,
+    /// Class distributions of leaves, when leaves hold more than one value.
     pub values: Vec<f32>,
 }
 
 impl Tree {
-    /// The leaf values `row` reaches.
-    pub fn predict_row(&self, row: &[f32], n_outputs: usize) -> &[f32] {
+    /// Values a leaf stores for a model with `n_classes` classes (0 for
+    /// regression): one for regression (the mean), binary classification
+    /// (the probability of class 1) and a single class; the class
+    /// distribution otherwise.
+    pub fn leaf_width(n_classes: usize) -> usize {
+        if n_classes <= 2 { 1 } else { n_classes }
+    }
+
+    /// The index of the leaf `row` reaches.
+    #[inline]
+    pub fn leaf(&self, row: &[f32]) -> usize {
         let mut i = 0;
         loop {
             let n = &self.nodes[i];
             if n.is_leaf() {
-                let v = n.value as usize;
-                return &self.values[v..v + n_outputs];
+                return i;
             }
-            let x = row[n.feature as usize];
-            let left = if x.is_nan() {
-                n.missing_left != 0
-            } else {
-                x <= n.threshold
-            };
-            i = if left { n.left } else { n.right } as usize;
+            let x = row[n.feature_index()];
+            let left = x <= n.threshold || (x.is_nan() && n.missing_left());
+            i = if left { i + 1 } else { n.right as usize };
+        }
+    }
+
+    /// Adds the class distribution (or value) of the leaf `row` reaches to
+    /// `acc` (`max(n_classes, 1)` values).
+    #[inline]
+    pub fn accumulate(&self, row: &[f32], n_classes: usize, acc: &mut [f64]) {
+        let n = &self.nodes[self.leaf(row)];
+        match n_classes {
+            0 | 1 => acc[0] += f64::from(n.threshold),
+            2 => {
+                acc[0] += 1.0 - f64::from(n.threshold);
+                acc[1] += f64::from(n.threshold);
+            }
+            k => {
+                let o = n.right as usize;
+                for (a, &v) in acc.iter_mut().zip(&self.values[o..o + k]) {
+                    *a += f64::from(v);
+                }
+            }
         }
     }
 
@@ -118,8 +135,8 @@ impl Tree {
             let d = depth[i];
             deepest = deepest.max(d);
             if !n.is_leaf() {
-                for c in [n.left, n.right] {
-                    if let Some(child) = depth.get_mut(c as usize) {
+                for c in [i + 1, n.right as usize] {
+                    if let Some(child) = depth.get_mut(c) {
                         *child = d + 1;
                     }
                 }
@@ -127,165 +144,141 @@ impl Tree {
         }
         deepest
     }
-}
 
-/// A grown tree and its unnormalised impurity decrease per feature.
-pub struct Grown {
-    /// The tree.
-    pub tree: Tree,
-    /// Weighted impurity decrease summed per feature.
-    pub importances: Vec<f64>,
-}
-
-struct Pending {
-    node: usize,
-    start: usize,
-    end: usize,
-    depth: usize,
-    stats: NodeStats,
-    constants: Vec<u32>,
-}
-
-/// A node not yet decided (a leaf with no values yet).
-const UNSET: TreeNode = TreeNode {
-    feature: TreeNode::LEAF,
-    threshold: 0.0,
-    left: 0,
-    right: 0,
-    value: 0,
-    missing_left: 0,
-};
-
-/// Appends the leaf values of `stats` and returns the leaf node owning them.
-fn leaf(tree: &mut Tree, stats: &NodeStats) -> TreeNode {
-    let value = tree.values.len() as u32;
-    tree.values.extend(stats.leaf_values());
-    TreeNode { value, ..UNSET }
-}
-
-/// Moves the rows going left to the front; returns how many there are.
-fn partition(rows: &mut [u32], col: &[f32], s: &Split) -> usize {
-    let (mut i, mut j) = (0, rows.len());
-    while i < j {
-        let v = col[rows[i] as usize];
-        let goes_left = if v.is_nan() {
-            s.missing_left
-        } else {
-            v <= s.threshold
-        };
-        if goes_left {
-            i += 1;
-        } else {
-            j -= 1;
-            rows.swap(i, j);
+    /// The exchange form: leaves hold `n_outputs` values each (the class
+    /// distribution, or the mean).
+    pub fn to_ir(&self, n_classes: usize) -> ir::Tree {
+        let n_outputs = n_classes.max(1);
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut values = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.is_leaf() {
+                let value = values.len() as u32;
+                match n_classes {
+                    2 => values.extend([1.0 - n.threshold, n.threshold]),
+                    0 | 1 => values.push(n.threshold),
+                    k => {
+                        let o = n.right as usize;
+                        values.extend_from_slice(&self.values[o..o + k]);
+                    }
+                }
+                debug_assert_eq!(values.len(), value as usize + n_outputs);
+                nodes.push(TreeNode {
+                    feature: TreeNode::LEAF,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                    value,
+                    missing_left: 0,
+                });
+            } else {
+                nodes.push(TreeNode {
+                    feature: n.feature_index() as u32,
+                    threshold: n.threshold,
+                    left: i as u32 + 1,
+                    right: n.right,
+                    value: 0,
+                    missing_left: u8::from(n.missing_left()),
+                });
+            }
+        }
+        ir::Tree {
+            nodes: nodes.into(),
+            values: values.into(),
         }
     }
-    i
 }
 
-/// Grows one tree on the rows with positive `weight` (bootstrap count times
-/// sample weight), drawing features with `rng`.
-pub fn grow(data: &Dataset, cfg: &TreeConfig, weight: &[f64], rng: &mut Rng) -> Grown {
-    let mut rows: Vec<u32> = (0..data.n_rows as u32)
-        .filter(|&r| weight[r as usize] > 0.0)
-        .collect();
-    let mut splitter = Splitter::new(data, weight, cfg.criterion, cfg.min_samples_leaf);
-    let mut tree = Tree::default();
-    let mut importances = vec![0.0; data.n_features];
-    let mut candidates: Vec<u32> = Vec::with_capacity(data.n_features);
-    let mut is_constant = vec![false; data.n_features];
+/// One node of a [`Walk`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Step {
+    /// Feature index in the low 31 bits, missing-goes-left in the top bit.
+    feature: u32,
+    /// Threshold; for a leaf, its value or (bits) its values' offset.
+    threshold: f32,
+    /// Next node when the row goes right, and when it goes left.
+    next: [u32; 2],
+}
 
-    tree.nodes.push(UNSET);
-    let stats = NodeStats::of(data, weight, cfg.criterion, &rows);
-    let mut stack = vec![Pending {
-        node: 0,
-        start: 0,
-        end: rows.len(),
-        depth: 0,
-        stats,
-        constants: Vec::new(),
-    }];
+/// A tree laid out for batch prediction: both children explicit and a
+/// leaf leading back to itself, so rows descend in lockstep without a test
+/// for leaves or a branch on the comparison (the comparison picks the
+/// child by index); a leaf keeps its value, or the offset of its values in
+/// [`Tree::values`], in place of the threshold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Walk {
+    steps: Vec<Step>,
+}
 
-    while let Some(p) = stack.pop() {
-        let n = p.end - p.start;
-        let splittable = p.depth < cfg.max_depth
-            && n >= cfg.min_samples_split
-            && n >= 2 * cfg.min_samples_leaf
-            && p.stats.impurity > PURE;
-        let node_rows = &rows[p.start..p.end];
-        let mut found_constant = Vec::new();
-        let mut best = None;
-        if splittable {
-            for &c in &p.constants {
-                is_constant[c as usize] = true;
-            }
-            candidates.clear();
-            candidates.extend((0..data.n_features as u32).filter(|&f| !is_constant[f as usize]));
-            for &c in &p.constants {
-                is_constant[c as usize] = false;
-            }
-            // Draw features without replacement until `max_features`
-            // non-constant ones have been evaluated; past that, keep going
-            // only while no valid split has turned up.
-            let mut evaluated = 0;
-            for i in 0..candidates.len() {
-                if evaluated >= cfg.max_features && best.is_some() {
-                    break;
+impl Walk {
+    /// The prediction layout of `tree`, whose leaves hold `width` values
+    /// (see [`Tree::leaf_width`]).
+    pub fn new(tree: &Tree, width: usize) -> Self {
+        let steps = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let i = i as u32;
+                if !n.is_leaf() {
+                    Step {
+                        feature: n.feature,
+                        threshold: n.threshold,
+                        next: [n.right, i + 1],
+                    }
+                } else if width == 1 {
+                    Step {
+                        feature: 0,
+                        threshold: n.threshold,
+                        next: [i, i],
+                    }
+                } else {
+                    Step {
+                        feature: 0,
+                        threshold: f32::from_bits(n.right),
+                        next: [i, i],
+                    }
                 }
-                let j = i + rng.below(candidates.len() - i);
-                candidates.swap(i, j);
-                let f = candidates[i];
-                match splitter.scan(f as usize, node_rows, &p.stats, &mut best) {
-                    Scan::Constant => found_constant.push(f),
-                    Scan::Evaluated => evaluated += 1,
-                }
-            }
-        }
-        let Some(split) = best else {
-            tree.nodes[p.node] = leaf(&mut tree, &p.stats);
-            continue;
-        };
-        let col = data.column(split.feature as usize);
-        let mid = p.start + partition(&mut rows[p.start..p.end], col, &split);
-        if mid == p.start || mid == p.end {
-            // Cannot happen for a split the scan accepted; a leaf is the
-            // safe answer if it ever did.
-            tree.nodes[p.node] = leaf(&mut tree, &p.stats);
-            continue;
-        }
-        let ls = NodeStats::of(data, weight, cfg.criterion, &rows[p.start..mid]);
-        let rs = NodeStats::of(data, weight, cfg.criterion, &rows[mid..p.end]);
-        importances[split.feature as usize] +=
-            p.stats.weight * p.stats.impurity - ls.weight * ls.impurity - rs.weight * rs.impurity;
-        let (left, right) = (tree.nodes.len(), tree.nodes.len() + 1);
-        tree.nodes.extend([UNSET, UNSET]);
-        tree.nodes[p.node] = TreeNode {
-            feature: split.feature,
-            threshold: split.threshold,
-            left: left as u32,
-            right: right as u32,
-            value: 0,
-            missing_left: u8::from(split.missing_left),
-        };
-        let mut constants = p.constants;
-        constants.extend(found_constant);
-        let depth = p.depth + 1;
-        stack.push(Pending {
-            node: right,
-            start: mid,
-            end: p.end,
-            depth,
-            stats: rs,
-            constants: constants.clone(),
-        });
-        stack.push(Pending {
-            node: left,
-            start: p.start,
-            end: mid,
-            depth,
-            stats: ls,
-            constants,
-        });
+            })
+            .collect();
+        Walk { steps }
     }
-    Grown { tree, importances }
+
+    /// The payload of leaf `i`: its value's bits (one-value leaves) or its
+    /// offset in [`Tree::values`].
+    #[inline]
+    pub fn payload(&self, i: u32) -> u32 {
+        self.steps[i as usize].threshold.to_bits()
+    }
+
+    /// The leaves reached by `LANES` rows (`rows`, `p` values each), which
+    /// descend in lockstep so one row's next node loads while the others'
+    /// are compared. With `NAN = false` the rows must hold no missing
+    /// value.
+    #[inline]
+    pub fn leaves<const LANES: usize, const NAN: bool>(
+        &self,
+        rows: &[f32],
+        p: usize,
+    ) -> [u32; LANES] {
+        let mut idx = [0u32; LANES];
+        loop {
+            let mut moved = false;
+            for (l, i) in idx.iter_mut().enumerate() {
+                let n = &self.steps[*i as usize];
+                let x = rows[l * p + (n.feature & !MISSING_LEFT) as usize];
+                let left = if NAN {
+                    (x <= n.threshold) | (x.is_nan() & (n.feature & MISSING_LEFT != 0))
+                } else {
+                    x <= n.threshold
+                };
+                let next = n.next[usize::from(left)];
+                moved |= next != *i;
+                *i = next;
+            }
+            if !moved {
+                return idx;
+            }
+        }
+    }
 }

@@ -76,8 +76,106 @@ pub fn blobs(rows: usize, seed: u64) -> Data {
     Data::new(x, y, 4, Task::classification(3))
 }
 
+/// A table of `examples/data`: features, target, and whether it is a
+/// regression set.
+pub struct Table {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+    pub regression: bool,
+}
+
+/// Reads `examples/data/{name}.{split}.csv`.
+pub fn read_table(name: &str, split: &str) -> Table {
+    let path = format!(
+        "{}/../../examples/data/{name}.{split}.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let (mut x, mut y, mut rows) = (Vec::new(), Vec::new(), 0);
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let vals: Vec<f32> = line
+            .split(',')
+            .map(|v| v.trim().parse().expect("number"))
+            .collect();
+        assert_eq!(vals.len(), header.len(), "{path}: ragged row");
+        x.extend_from_slice(&vals[..vals.len() - 1]);
+        y.push(vals[vals.len() - 1]);
+        rows += 1;
+    }
+    let regression = header.last() == Some(&"target");
+    Table {
+        x,
+        y,
+        rows,
+        cols: header.len() - 1,
+        regression,
+    }
+}
+
+/// Test accuracy (R² for regression) of `learner` with `params` (a JSON
+/// object's inside, without braces) on data set `name`, averaged over
+/// random_state 0..seeds.
+pub fn example_score(learner: &str, name: &str, params: &str, seeds: u64) -> f64 {
+    let (train, test) = (read_table(name, "train"), read_table(name, "test"));
+    let task = if train.regression {
+        Task::regression()
+    } else {
+        let k = train.y.iter().chain(&test.y).fold(0.0f32, |a, &b| a.max(b)) as u32 + 1;
+        Task::classification(k)
+    };
+    let names: Vec<RString> = (0..train.cols).map(|i| format!("f{i}").into()).collect();
+    let ctx = NullContext { threads: 2 };
+    let plugin = tessera_forest::plugin();
+    let mut total = 0.0;
+    for seed in 0..seeds {
+        let sep = if params.is_empty() { "" } else { ", " };
+        let json = format!(r#"{{"random_state": {seed}{sep}{params}}}"#);
+        let learner = plugin.create_learner(learner, &json).unwrap();
+        let data = TrainData {
+            x: MatrixRef::new(&train.x, train.rows, train.cols).unwrap(),
+            y: RSlice::from_slice(&train.y),
+            weights: None.into(),
+            feature_names: RSlice::from_slice(&names),
+            task,
+        };
+        let model = learner.fit(ctx.as_ref(), data).unwrap();
+        let x = MatrixRef::new(&test.x, test.rows, test.cols).unwrap();
+        let pred = model.predict(ctx.as_ref(), x).unwrap();
+        total += if train.regression {
+            let mean = test.y.iter().map(|&v| f64::from(v)).sum::<f64>() / test.rows as f64;
+            let sse: f64 = pred
+                .iter()
+                .zip(&test.y)
+                .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+                .sum();
+            let sst: f64 = test.y.iter().map(|&t| (f64::from(t) - mean).powi(2)).sum();
+            1.0 - sse / sst
+        } else {
+            pred.iter().zip(&test.y).filter(|(p, t)| p == t).count() as f64 / test.rows as f64
+        };
+    }
+    total / seeds as f64
+}
+
 pub fn learner(params: &str) -> Result<LearnerBox, PluginError> {
     tessera_forest::plugin().create_learner("random_forest", params)
+}
+
+/// Fits learner `name` of the plugin with `params` on `data`.
+pub fn fit_with(
+    name: &str,
+    params: &str,
+    data: &Data,
+    threads: u32,
+) -> Result<ModelBox, PluginError> {
+    tessera_forest::plugin()
+        .create_learner(name, params)?
+        .fit(NullContext { threads }.as_ref(), data.train())
+        .into_result()
 }
 
 pub fn fit(params: &str, data: &Data, threads: u32) -> Result<ModelBox, PluginError> {
