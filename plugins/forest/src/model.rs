@@ -107,18 +107,16 @@ impl ForestModel {
                         }
                     }
                 };
-                let lanes: usize = std::env::var("LN").map_or(LANES, |v| v.parse().unwrap());
-                let groups = xb.chunks_exact(lanes * p);
+                let groups = xb.chunks_exact(LANES * p);
                 let tail = groups.remainder();
                 for (g, group) in groups.enumerate() {
-                    let leaves: Vec<u32> = match (lanes, nan) {
-                        (16, true) => w.leaves::<16, true>(group, p).to_vec(),
-                        (16, false) => w.leaves::<16, false>(group, p).to_vec(),
-                        (_, true) => w.leaves::<LANES, true>(group, p).to_vec(),
-                        (_, false) => w.leaves::<LANES, false>(group, p).to_vec(),
+                    let leaves = if nan {
+                        w.leaves::<LANES, true>(group, p)
+                    } else {
+                        w.leaves::<LANES, false>(group, p)
                     };
                     for (l, leaf) in leaves.into_iter().enumerate() {
-                        add(g * lanes + l, w.payload(leaf));
+                        add(g * LANES + l, w.payload(leaf));
                     }
                 }
                 let start = rows - tail.len() / p;
