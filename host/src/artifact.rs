@@ -200,15 +200,17 @@ impl Artifact {
     }
 
     /// Writes the model to `path` atomically: a temporary file in the same
-    /// folder, synced, then renamed over `path`.
+    /// folder, synced, then renamed over `path`. Returns the file's size.
     ///
     /// # Errors
     /// I/O errors; `path` is left untouched when writing fails.
-    pub fn write(&self, path: &Path) -> Result<(), ArtifactError> {
-        write_atomic(path, &self.to_bytes()).map_err(|source| ArtifactError::Write {
+    pub fn write(&self, path: &Path) -> Result<u64, ArtifactError> {
+        let bytes = self.to_bytes();
+        write_atomic(path, &bytes).map_err(|source| ArtifactError::Write {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        Ok(bytes.len() as u64)
     }
 }
 

@@ -207,7 +207,7 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    trained.artifact.write(&a.out)?;
+    let model_bytes = trained.artifact.write(&a.out)?;
 
     let task = if h.classes.is_empty() {
         "regression".to_string()
@@ -242,7 +242,7 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
             "load_seconds": load_seconds,
             "fit_seconds": trained.fit_seconds,
             "model": a.out.display().to_string(),
-            "model_bytes": trained.artifact.to_bytes().len(),
+            "model_bytes": model_bytes,
             "summary": serde_json::from_str::<Value>(&trained.model.model.describe()).unwrap_or(Value::Null),
         });
         if let Some(m) = &metrics {

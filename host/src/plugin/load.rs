@@ -179,6 +179,7 @@ pub(super) fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         });
     }
     Ok(LoadedPlugin {
+        canonical: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
         path: path.to_path_buf(),
         manifest,
         module,

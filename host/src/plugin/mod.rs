@@ -27,6 +27,8 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     /// What it says about itself.
     pub manifest: Manifest,
+    /// `path` with links resolved, to notice one file loaded twice.
+    canonical: PathBuf,
     module: PluginModRef,
 }
 
@@ -114,15 +116,7 @@ impl Registry {
     }
 
     fn add(&mut self, plugin: LoadedPlugin) -> Result<(), LoadError> {
-        let canonical = plugin
-            .path
-            .canonicalize()
-            .unwrap_or_else(|_| plugin.path.clone());
-        if self
-            .plugins
-            .iter()
-            .any(|p| p.path.canonicalize().unwrap_or_else(|_| p.path.clone()) == canonical)
-        {
+        if self.plugins.iter().any(|p| p.canonical == plugin.canonical) {
             return Ok(());
         }
         let idx = self.plugins.len();
