@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""tessera vs scikit-learn: fit time, predict time, latency, accuracy, size, memory.
+"""tessera vs scikit-learn, LightGBM and XGBoost: fit time, predict time,
+latency, accuracy, size, memory.
 
 Usage (from anywhere; paths are relative to the repository root):
 
-    python3 bench/run.py --quick          # small sets + higgs_like --small, random_forest only
-    python3 bench/run.py                  # every case, full higgs_like (800k training rows)
+    python3 bench/run.py --quick          # small sets + the synthetic sets with --small
+    python3 bench/run.py                  # every case, full sizes (higgs_like: 800k training rows)
     python3 bench/run.py --higgs-rows 200000 --only random_forest
     python3 bench/run.py --only iris,digits --threads 1
+    python3 bench/run.py --only gradient_boosting,adaboost --adaboost-rows 200000
 
 See bench/README.md for what is measured and how. The script needs Python 3.9+
-and installs scikit-learn, numpy and pandas with pip if they are missing.
+and installs scikit-learn, numpy and pandas (and lightgbm, xgboost for the
+boosting cases) with pip if they are missing.
 """
 
 from __future__ import annotations
@@ -40,20 +43,42 @@ BENCH_DATA = TARGET / "bench-data"
 DEFAULT_DATASETS_SCRIPT = "../shared/data/make_datasets.py"  # relative to REPO
 
 SMALL_SETS = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
-REGRESSION_SETS = {"diabetes"}
+REGRESSION_SETS = {"diabetes", "friedman"}
+# Training rows of the synthetic sets at full size (80 % of the generated
+# rows); `--quick` generates them with --small (a tenth).
+FULL_TRAIN_ROWS = {"higgs_like": 800_000, "multiclass": 160_000, "friedman": 400_000}
 SEED = 0
 SKLEARN_LATENCY_ROWS = 200
 TESSERA_LATENCY_ROWS = 1000
 
-# Learners a case needs besides its own: bagging's default base learner.
-NEEDS = {"bagging": ["decision_tree"]}
+# Learners a case needs besides its own: bagging's and adaboost's default
+# base learner.
+NEEDS = {"bagging": ["decision_tree"], "adaboost": ["decision_tree"]}
 
 # Learner name -> aliases accepted by --only.
 MODEL_ALIASES = {
     "random_forest": {"random_forest", "rf", "forest"},
     "bagging": {"bagging", "bag"},
     "decision_tree": {"decision_tree", "dt", "tree"},
+    "gradient_boosting": {"gradient_boosting", "gbdt", "gb", "boosting"},
+    "adaboost": {"adaboost", "ada", "boosting"},
 }
+
+# Peer libraries: key -> display name. Every case names its peers.
+PEERS = {"sklearn": "scikit-learn", "lightgbm": "LightGBM", "xgboost": "XGBoost"}
+# Peer key -> (module to import, PyPI package) for the ones beyond scikit-learn.
+PEER_PACKAGES = {"lightgbm": ("lightgbm", "lightgbm"), "xgboost": ("xgboost", "xgboost")}
+BOOSTING_MODELS = {"gradient_boosting", "adaboost"}
+
+# tessera's gradient_boosting parameters (scikit-learn's
+# HistGradientBoosting names); every peer gets the same values under its own
+# names (see peer_estimator). No early stopping anywhere, so every tool
+# builds exactly n_estimators rounds; no row or column subsampling
+# (subsample and max_features 1.0; the peers' equivalents likewise).
+GBDT_PARAMS = {"n_estimators": 200, "learning_rate": 0.1, "max_leaf_nodes": 31,
+               "min_samples_leaf": 20, "l2_regularization": 0.0, "max_bins": 255,
+               "early_stopping": False, "subsample": 1.0, "max_features": 1.0}
+ADABOOST_PARAMS = {"n_estimators": 100, "learning_rate": 1.0}
 
 
 # --------------------------------------------------------------------------
@@ -64,9 +89,14 @@ MODEL_ALIASES = {
 class Case:
     model: str                 # tessera learner name
     dataset: str
-    params: dict[str, Any]     # the same parameters for both tools
+    params: dict[str, Any]     # tessera's parameters; the peers get the same values
     task: str                  # "classification" | "regression"
-    metric: str                # "accuracy" | "roc_auc" | "r2"
+    metrics: list[str]         # "accuracy" | "roc_auc" | "r2" | "rmse"; the first is the main one
+    peers: list[str] = field(default_factory=lambda: ["sklearn"])
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
 
     @property
     def name(self) -> str:
@@ -76,11 +106,18 @@ class Case:
     def target(self) -> str:
         return "target" if self.task == "regression" else "label"
 
+    @property
+    def boosting(self) -> bool:
+        return self.model in BOOSTING_MODELS
 
-def make_case(model: str, dataset: str, params: dict[str, Any]) -> Case:
+
+def make_case(model: str, dataset: str, params: dict[str, Any],
+              metrics: Optional[list[str]] = None, peers: Optional[list[str]] = None) -> Case:
     task = "regression" if dataset in REGRESSION_SETS else "classification"
-    metric = "r2" if task == "regression" else ("roc_auc" if dataset == "higgs_like" else "accuracy")
-    return Case(model, dataset, params, task, metric)
+    if metrics is None:
+        metrics = (["r2"] if task == "regression"
+                   else ["roc_auc"] if dataset == "higgs_like" else ["accuracy"])
+    return Case(model, dataset, params, task, metrics, peers or ["sklearn"])
 
 
 def all_cases(quick: bool) -> list[Case]:
@@ -92,7 +129,74 @@ def all_cases(quick: bool) -> list[Case]:
             cases.append(make_case("decision_tree", ds, {}))
     cases.append(make_case("random_forest", "higgs_like",
                            {"n_estimators": 100, "max_features": "sqrt"}))
+    # Boosting: the same sizes with --quick, on the --small sets.
+    gb_peers = ["lightgbm", "xgboost", "sklearn"]
+    cases.append(make_case("gradient_boosting", "higgs_like", GBDT_PARAMS,
+                           ["roc_auc", "accuracy"], gb_peers))
+    cases.append(make_case("gradient_boosting", "multiclass", GBDT_PARAMS,
+                           ["accuracy"], gb_peers))
+    cases.append(make_case("gradient_boosting", "friedman", GBDT_PARAMS,
+                           ["rmse", "r2"], gb_peers))
+    cases.append(make_case("adaboost", "higgs_like", ADABOOST_PARAMS,
+                           ["accuracy", "roc_auc"], ["sklearn"]))
     return cases
+
+
+# --------------------------------------------------------------------------
+# Targets (the boosting issue's): tessera against one peer on one case.
+# --------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    peer: str
+    metric: str
+    tolerance: float           # how much worse tessera's metric may be
+    relative: bool             # tolerance as a fraction of the peer's value (RMSE)
+    max_fit_ratio: float       # tessera fit time / peer fit time
+    text: str                  # the target in words
+
+    def check(self, t: "Side", p: "Side") -> tuple[Optional[bool], str]:
+        """(met?, details); met is None when a figure is missing."""
+        tv, pv = t.metrics.get(self.metric), p.metrics.get(self.metric)
+        parts, ok = [], True
+        if tv is None or pv is None:
+            parts.append(f"{METRIC_NAMES[self.metric]} n/a")
+            ok = None
+        else:
+            lower_better = self.metric in LOWER_IS_BETTER
+            worse = (tv - pv) if lower_better else (pv - tv)
+            limit = self.tolerance * abs(pv) if self.relative else self.tolerance
+            m_ok = worse <= limit + 1e-12
+            ok = ok and m_ok
+            parts.append(f"{METRIC_NAMES[self.metric]} {metric_fmt(tv)} vs {metric_fmt(pv)} "
+                         f"({metric_diff(self.metric, tv, pv)}): {'yes' if m_ok else 'NO'}")
+        if t.fit_s is None or p.fit_s is None or p.fit_s <= 0:
+            parts.append("fit n/a")
+            ok = None
+        else:
+            r = t.fit_s / p.fit_s
+            f_ok = r <= self.max_fit_ratio
+            ok = None if ok is None else (ok and f_ok)
+            parts.append(f"fit {sig(t.fit_s)} s vs {sig(p.fit_s)} s "
+                         f"({sig(r, 2)}×, needs ≤ {self.max_fit_ratio:g}×): "
+                         f"{'yes' if f_ok else 'NO'}")
+        return ok, "; ".join(parts)
+
+
+TARGETS = {
+    ("gradient_boosting", "higgs_like"): Target(
+        "lightgbm", "roc_auc", 0.002, False, 1.0,
+        "ROC AUC ≥ LightGBM's − 0.002, fit time ≤ 1.0× LightGBM's"),
+    ("gradient_boosting", "multiclass"): Target(
+        "lightgbm", "accuracy", 0.005, False, 1.0,
+        "accuracy ≥ LightGBM's − 0.5 points, fit time ≤ 1.0× LightGBM's"),
+    ("gradient_boosting", "friedman"): Target(
+        "lightgbm", "rmse", 0.01, True, 1.0,
+        "RMSE ≤ 1.01 × LightGBM's, fit time ≤ 1.0× LightGBM's"),
+    ("adaboost", "higgs_like"): Target(
+        "sklearn", "accuracy", 0.01, False, 0.2,
+        "accuracy ≥ scikit-learn's − 1 point, fit time ≤ 0.2× scikit-learn's"),
+}
 
 
 def select_cases(cases: list[Case], only: Optional[str]) -> list[Case]:
@@ -248,18 +352,26 @@ def last_json(text: str) -> dict:
 # Dependencies, build, data
 # --------------------------------------------------------------------------
 
-def ensure_python_deps() -> None:
-    """Installs scikit-learn, numpy and pandas if the worker Python lacks
-    them. Checked in a subprocess so this process stays small (see
-    run_measured)."""
-    check = [sys.executable, "-c", "import sklearn, numpy, pandas"]
-    if subprocess.run(check, capture_output=True).returncode == 0:
+def ensure_python_deps(peers: set[str]) -> None:
+    """Installs scikit-learn, numpy and pandas, and the peer libraries the
+    chosen cases use (lightgbm, xgboost), if the worker Python lacks them.
+    Checked in a subprocess so this process stays small (see run_measured)."""
+    modules = ["sklearn", "numpy", "pandas", "threadpoolctl"]
+    packages = ["scikit-learn", "numpy", "pandas", "threadpoolctl"]
+    for peer in sorted(peers):
+        if peer in PEER_PACKAGES:
+            modules.append(PEER_PACKAGES[peer][0])
+            packages.append(PEER_PACKAGES[peer][1])
+    missing = [pkg for mod, pkg in zip(modules, packages)
+               if subprocess.run([sys.executable, "-c", f"import {mod}"],
+                                 capture_output=True).returncode != 0]
+    if not missing:
         return
-    print("installing scikit-learn, numpy, pandas with pip ...", flush=True)
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                        "scikit-learn", "numpy", "pandas"])
+    print(f"installing {', '.join(missing)} with pip ...", flush=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing])
+    check = [sys.executable, "-c", "import " + ", ".join(modules)]
     if r.returncode != 0 or subprocess.run(check).returncode != 0:
-        sys.exit("pip install failed; install scikit-learn, numpy and pandas and rerun")
+        sys.exit(f"pip install failed; install {' '.join(packages)} and rerun")
 
 
 def workspace_packages() -> dict[str, Path]:
@@ -367,16 +479,17 @@ def subsample(train: Path, rows: int, seed: int = SEED) -> Path:
     out = train.with_name(train.name.replace(".train.csv", f".rows{rows}-seed{seed}.train.csv"))
     if out.exists():
         return out
-    with open(train) as f:
-        header = f.readline()
-        lines = f.readlines()
-    if rows >= len(lines):
+    n = count_rows(train)
+    if rows >= n:
         return train
-    keep = sorted(random.Random(seed).sample(range(len(lines)), rows))
+    # Streamed (not read into memory) so that this process stays small.
+    keep = set(random.Random(seed).sample(range(n), rows))
     tmp = out.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(header)
-        f.writelines(lines[i] for i in keep)
+    with open(train) as src, open(tmp, "w") as dst:
+        dst.write(src.readline())
+        for i, line in enumerate(src):
+            if i in keep:
+                dst.write(line)
     os.replace(tmp, out)
     return out
 
@@ -387,17 +500,79 @@ def count_rows(path: Path) -> int:
 
 
 # --------------------------------------------------------------------------
-# scikit-learn worker (runs in its own process: `run.py --worker SPEC.json`)
+# Peer worker (runs in its own process: `run.py --worker SPEC.json`)
 # --------------------------------------------------------------------------
 
-def sk_estimator(spec: dict):
-    from sklearn.ensemble import (BaggingClassifier, BaggingRegressor,
-                                  RandomForestClassifier, RandomForestRegressor)
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+def xgb_min_child_weight(task: str, n_classes: int, min_samples_leaf: int) -> float:
+    """XGBoost has no minimum row count per leaf, only a minimum hessian sum
+    (`min_child_weight`). The value used: min_samples_leaf times the
+    largest hessian one row can have under the loss (squared error 1,
+    logistic p(1-p) <= 1/4, XGBoost's softmax 2p(1-p) <= 1/2): the loosest
+    floor that still guarantees min_samples_leaf rows, equal to the others'
+    rule where predictions are uncertain (p = 1/2), stricter where they are
+    confident."""
+    if task == "regression":
+        return float(min_samples_leaf)
+    return min_samples_leaf * (0.25 if n_classes <= 2 else 0.5)
+
+
+def peer_estimator(spec: dict, n_classes: int):
+    """The peer's estimator for `spec["model"]`, with tessera's parameters
+    translated to the peer's names."""
+    peer = spec.get("peer", "sklearn")
+    model = spec["model"]
     clf = spec["task"] == "classification"
     params = dict(spec["params"])
     seed, n_jobs = spec["seed"], spec["threads"]
-    model = spec["model"]
+    if model == "gradient_boosting":
+        p = params
+        if p.get("early_stopping", False) is not False:
+            raise ValueError("the benchmark runs every tool without early stopping")
+        if p.get("subsample", 1.0) != 1.0 or p.get("max_features", 1.0) != 1.0:
+            raise ValueError("the peers are configured without row or column subsampling")
+        if peer == "lightgbm":
+            import lightgbm as lgb
+            kw = dict(n_estimators=p["n_estimators"], learning_rate=p["learning_rate"],
+                      num_leaves=p["max_leaf_nodes"], max_depth=-1,
+                      min_child_samples=p["min_samples_leaf"], reg_lambda=p["l2_regularization"],
+                      reg_alpha=0.0, max_bin=p["max_bins"], subsample=1.0, subsample_freq=0,
+                      colsample_bytree=1.0, n_jobs=n_jobs, random_state=seed, verbose=-1)
+            if not clf:
+                return lgb.LGBMRegressor(objective="regression", **kw)
+            return lgb.LGBMClassifier(objective="multiclass" if n_classes > 2 else "binary", **kw)
+        if peer == "xgboost":
+            import xgboost as xgb
+            kw = dict(tree_method="hist", grow_policy="lossguide",
+                      max_leaves=p["max_leaf_nodes"], max_depth=0,
+                      n_estimators=p["n_estimators"], learning_rate=p["learning_rate"],
+                      max_bin=p["max_bins"],
+                      min_child_weight=xgb_min_child_weight(spec["task"], n_classes,
+                                                            p["min_samples_leaf"]),
+                      reg_lambda=p["l2_regularization"], reg_alpha=0.0,
+                      subsample=1.0, colsample_bytree=1.0, n_jobs=n_jobs, random_state=seed)
+            return (xgb.XGBClassifier(**kw) if clf
+                    else xgb.XGBRegressor(objective="reg:squarederror", **kw))
+        if peer == "sklearn":
+            from sklearn.ensemble import (HistGradientBoostingClassifier,
+                                          HistGradientBoostingRegressor)
+            cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
+            # Threads: OpenMP, limited by OMP_NUM_THREADS in the worker's environment.
+            return cls(max_iter=p["n_estimators"], learning_rate=p["learning_rate"],
+                       max_leaf_nodes=p["max_leaf_nodes"], max_depth=None,
+                       min_samples_leaf=p["min_samples_leaf"],
+                       l2_regularization=p["l2_regularization"], max_bins=p["max_bins"],
+                       early_stopping=False, random_state=seed)
+        raise ValueError(f"unknown peer {peer}")
+    if peer != "sklearn":
+        raise ValueError(f"no {peer} counterpart for {model}")
+    from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, BaggingRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+    if model == "adaboost":  # single-threaded in scikit-learn (no n_jobs)
+        if not clf:
+            raise ValueError("the benchmark's adaboost case is a classifier")
+        return AdaBoostClassifier(estimator=DecisionTreeClassifier(max_depth=1),
+                                  random_state=seed, **params)
     if model == "random_forest":
         cls = RandomForestClassifier if clf else RandomForestRegressor
         return cls(random_state=seed, n_jobs=n_jobs, **params)
@@ -435,14 +610,25 @@ def worker(spec_path: str) -> int:
         import pandas
         import sklearn
         import sklearn.ensemble  # noqa: F401
-        print(json.dumps({"sklearn": sklearn.__version__, "numpy": numpy.__version__,
-                          "pandas": pandas.__version__}))
+        versions = {"sklearn": sklearn.__version__, "numpy": numpy.__version__,
+                    "pandas": pandas.__version__}
+        for peer in spec.get("peers", []):
+            if peer in PEER_PACKAGES:
+                try:
+                    mod = __import__(PEER_PACKAGES[peer][0])
+                    versions[peer] = mod.__version__
+                except ImportError:
+                    pass
+        print(json.dumps(versions))
         return 0
     if spec["phase"] == "fit":
         t = time.perf_counter()
         X, y = load_xy(spec["train"], spec["target"], clf)
         res["load_seconds"] = time.perf_counter() - t
-        est = sk_estimator(spec)
+        import numpy as np
+        n_classes = int(np.unique(y).size) if clf else 0
+        est = peer_estimator(spec, n_classes)
+        res["estimator"] = repr(est)
         t = time.perf_counter()
         est.fit(X, y)
         res["fit_seconds"] = time.perf_counter() - t
@@ -457,7 +643,9 @@ def worker(spec_path: str) -> int:
         print(json.dumps(res))
         return 0
     if spec["phase"] == "predict":
+        import numpy as np
         from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+        from threadpoolctl import threadpool_limits
         with open(spec["model_path"], "rb") as f:
             est = pickle.load(f)
         X, y = load_xy(spec["test"], spec["target"], clf)
@@ -469,24 +657,30 @@ def worker(spec_path: str) -> int:
             runs.append(time.perf_counter() - t)
         res["batch_runs_seconds"] = runs
         res["batch_seconds"] = min(runs)
-        if spec["metric"] == "accuracy":
-            res["metric"] = float(accuracy_score(y, pred))
-        elif spec["metric"] == "roc_auc":
-            set_n_jobs(est, spec["threads"])
-            res["metric"] = float(roc_auc_score(y, est.predict_proba(X)[:, 1]))
+        metrics: dict[str, float] = {}
+        if clf:
+            metrics["accuracy"] = float(accuracy_score(y, pred))
+            if np.unique(y).size == 2:
+                metrics["roc_auc"] = float(roc_auc_score(y, est.predict_proba(X)[:, 1]))
         else:
-            res["metric"] = float(r2_score(y, pred))
-        # Single-row latency: one row per call, one thread (as tessera's).
+            metrics["r2"] = float(r2_score(y, pred))
+            metrics["rmse"] = float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y) ** 2)))
+        res["metrics"] = metrics
+        res["metric"] = metrics.get(spec["metric"])
+        # Single-row latency: one row per call, one thread (as tessera's):
+        # n_jobs=1 where the estimator has it, and OpenMP/BLAS pools
+        # limited to 1 (HistGradientBoosting has no n_jobs).
         set_n_jobs(est, 1)
         n = min(spec["latency_rows"], X.shape[0])
-        for i in range(min(10, n)):
-            est.predict(X[i:i + 1])
         lat = []
-        for i in range(n):
-            row = X[i:i + 1]
-            t = time.perf_counter()
-            est.predict(row)
-            lat.append((time.perf_counter() - t) * 1e6)
+        with threadpool_limits(limits=1):
+            for i in range(min(10, n)):
+                est.predict(X[i:i + 1])
+            for i in range(n):
+                row = X[i:i + 1]
+                t = time.perf_counter()
+                est.predict(row)
+                lat.append((time.perf_counter() - t) * 1e6)
         lat.sort()
         res["latency_rows"] = n
         res["latency_median_us"] = statistics.median(lat)
@@ -507,7 +701,8 @@ class Side:
     batch_s: Optional[float] = None        # best of 3, whole test file
     latency_us: Optional[float] = None     # median single-row predict
     latency_p99_us: Optional[float] = None
-    metric: Optional[float] = None
+    metric: Optional[float] = None         # the case's main metric
+    metrics: dict = field(default_factory=dict)   # every metric measured
     size_bytes: Optional[int] = None
     rss_mb: Optional[float] = None         # peak RSS of the training process
     note: str = ""
@@ -556,7 +751,10 @@ def run_tessera(case: Case, train: Path, test: Path, work: Path, threads: int,
                       "--target", case.target, "--threads", str(threads), "--json"], timeout)
     if p.ok:
         try:
-            s.metric = last_json(p.stdout).get(case.metric)
+            ev = last_json(p.stdout)
+            s.metrics = {k: float(ev[k]) for k in ("accuracy", "roc_auc", "r2", "rmse")
+                         if isinstance(ev.get(k), (int, float))}
+            s.metric = s.metrics.get(case.metric)
         except (json.JSONDecodeError, AttributeError):
             print(f"    ! cannot parse eval output: {p.stdout[-300:]}", file=sys.stderr)
 
@@ -572,17 +770,24 @@ def run_tessera(case: Case, train: Path, test: Path, work: Path, threads: int,
     return s
 
 
-def run_sklearn(case: Case, train: Path, test: Path, work: Path, threads: int,
-                timeout: float) -> Side:
+def run_peer(case: Case, peer: str, train: Path, test: Path, work: Path, threads: int,
+             timeout: float, omp_passive: bool = False) -> Side:
+    """One peer library (scikit-learn, LightGBM, XGBoost) on one case, in
+    worker processes of this script: fit (and pickle), then predict."""
     s = Side()
-    pkl = work / "sklearn.pkl"
+    label = PEERS[peer]
+    pkl = work / f"{peer}.pkl"
     pkl.unlink(missing_ok=True)
+    # OpenMP pools (HistGradientBoosting's, LightGBM's, XGBoost's) get the
+    # same thread count as n_jobs.
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    base = {"model": case.model, "task": case.task, "params": case.params, "seed": SEED,
-            "threads": threads, "target": case.target, "metric": case.metric}
+    if omp_passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    base = {"model": case.model, "peer": peer, "task": case.task, "params": case.params,
+            "seed": SEED, "threads": threads, "target": case.target, "metric": case.metric}
 
     def call(phase: str, **kw) -> Optional[tuple[Proc, dict]]:
-        spec = work / f"sklearn.{phase}.json"
+        spec = work / f"{peer}.{phase}.json"
         spec.write_text(json.dumps(dict(base, phase=phase, **kw)))
         p = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
                          timeout, env=env)
@@ -600,7 +805,7 @@ def run_sklearn(case: Case, train: Path, test: Path, work: Path, threads: int,
     s.rss_mb = p.maxrss_mb
     s.size_bytes = res["model_bytes"]
     s.extra["fit"] = res
-    print(f"    sklearn: fit {s.fit_s:.3f}s (process {p.wall:.3f}s, {p.maxrss_mb:.0f} MB)",
+    print(f"    {label}: fit {s.fit_s:.3f}s (process {p.wall:.3f}s, {p.maxrss_mb:.0f} MB)",
           flush=True)
     r = call("predict", test=str(test), model_path=str(pkl), latency_rows=SKLEARN_LATENCY_ROWS)
     if r is not None:
@@ -608,6 +813,7 @@ def run_sklearn(case: Case, train: Path, test: Path, work: Path, threads: int,
         s.batch_s = res["batch_seconds"]
         s.latency_us = res["latency_median_us"]
         s.latency_p99_us = res["latency_p99_us"]
+        s.metrics = res.get("metrics", {})
         s.metric = res["metric"]
         s.extra["predict"] = res
     return s
@@ -646,18 +852,25 @@ def size_fmt(b: float) -> str:
     return f"{b:.0f} B"
 
 
-METRIC_NAMES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "r2": "R²"}
+METRIC_NAMES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "r2": "R²", "rmse": "RMSE"}
+LOWER_IS_BETTER = {"rmse"}
 
 
-def markdown(rows: list[dict], header: str) -> str:
-    out = [header, "",
-           "Each cell: **tessera / scikit-learn (ratio tessera ÷ scikit-learn)**.", "",
+def metric_diff(metric: str, t: float, p: float) -> str:
+    """tessera − peer; for RMSE relative to the peer's value."""
+    if metric in LOWER_IS_BETTER:
+        return f"{(t / p - 1) * 100:+.2f} %" if p else "n/a"
+    return f"{t - p:+.4f}"
+
+
+def forest_table(rows: list[dict]) -> list[str]:
+    out = ["Each cell: **tessera / scikit-learn (ratio tessera ÷ scikit-learn)**.", "",
            "| dataset | train rows | model | fit (s) | fit, whole process (s) "
            "| batch predict (ms) | 1-row latency, median (µs) | metric "
            "| model file | peak RSS, training (MB) |",
            "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
-        t, s, c = r["tessera"], r["sklearn"], r["case"]
+        t, s, c = r["tessera"], r["peers"]["sklearn"], r["case"]
         metric_name = METRIC_NAMES[c.metric]
         out.append(
             f"| {c.dataset} | {r['train_rows']:,} | {c.model} "
@@ -668,12 +881,137 @@ def markdown(rows: list[dict], header: str) -> str:
             f"| {metric_name} {cell(t.metric, s.metric, fmt=metric_fmt)} "
             f"| {cell(t.size_bytes, s.size_bytes, fmt=size_fmt)} "
             f"| {cell(t.rss_mb, s.rss_mb)} |")
+    return out
+
+
+def peer_label(case: Case, peer: str) -> str:
+    if peer == "sklearn":
+        return ("scikit-learn HistGradientBoosting" if case.model == "gradient_boosting"
+                else "scikit-learn")
+    if peer == "xgboost":
+        return "XGBoost (hist)"
+    return PEERS[peer]
+
+
+def metric_cell(case: Case, t: Side, p: Side) -> str:
+    parts = []
+    for m in case.metrics:
+        tv, pv = t.metrics.get(m), p.metrics.get(m)
+        ts = "n/a" if tv is None else metric_fmt(tv)
+        ps = "n/a" if pv is None else metric_fmt(pv)
+        diff = "" if tv is None or pv is None else f" ({metric_diff(m, tv, pv)})"
+        parts.append(f"{METRIC_NAMES[m]} {ts} / {ps}{diff}")
+    return "; ".join(parts)
+
+
+def target_check(r: dict, peer: str) -> Optional[tuple[Target, Optional[bool], str]]:
+    c = r["case"]
+    tg = TARGETS.get((c.model, c.dataset))
+    if tg is None or tg.peer != peer or peer not in r["peers"]:
+        return None
+    ok, details = tg.check(r["tessera"], r["peers"][peer])
+    return tg, ok, details
+
+
+def verdict(ok: Optional[bool]) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def boosting_table(rows: list[dict]) -> list[str]:
+    out = ["Each cell: **tessera / peer (ratio tessera ÷ peer)**; the metric cell gives "
+           "tessera / peer (difference tessera − peer; for RMSE, relative to the peer's).", "",
+           "| dataset | train rows | model | peer | fit (s) | fit, whole process (s) "
+           "| batch predict (ms) | 1-row latency, median (µs) | metric "
+           "| model file | peak RSS, training (MB) | target |",
+           "|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for r in rows:
+        t, c = r["tessera"], r["case"]
+        for peer, s in r["peers"].items():
+            chk = target_check(r, peer)
+            out.append(
+                f"| {c.dataset} | {r['train_rows']:,} | {c.model} | {peer_label(c, peer)} "
+                f"| {cell(t.fit_s, s.fit_s)} "
+                f"| {cell(t.fit_wall_s, s.fit_wall_s)} "
+                f"| {cell(t.batch_s, s.batch_s, 1e3)} "
+                f"| {cell(t.latency_us, s.latency_us)} "
+                f"| {metric_cell(c, t, s)} "
+                f"| {cell(t.size_bytes, s.size_bytes, fmt=size_fmt)} "
+                f"| {cell(t.rss_mb, s.rss_mb)} "
+                f"| {verdict(chk[1]) if chk else ''} |")
+    lines = []
+    for r in rows:
+        c = r["case"]
+        tg = TARGETS.get((c.model, c.dataset))
+        if tg is None:
+            continue
+        chk = target_check(r, tg.peer)
+        head = f"- `{c.model}` on {c.dataset} vs {PEERS[tg.peer]} ({tg.text}): "
+        if chk is None:
+            lines.append(head + f"n/a ({PEERS[tg.peer]} not run)")
+            continue
+        _, ok, details = chk
+        size = ""
+        full = FULL_TRAIN_ROWS.get(c.dataset)
+        if full and r["train_rows"] != full:
+            size = (f" — measured at {r['train_rows']:,} training rows; "
+                    f"the target is stated for {full:,}")
+        lines.append(head + f"**{verdict(ok).strip('*')}** — {details}{size}")
+    if lines:
+        out += ["", "Targets:", "", *lines]
+    return out
+
+
+def target_json(r: dict) -> Optional[dict]:
+    c = r["case"]
+    tg = TARGETS.get((c.model, c.dataset))
+    if tg is None:
+        return None
+    chk = target_check(r, tg.peer)
+    return {"peer": tg.peer, "target": tg.text, "met": chk[1] if chk else None,
+            "details": chk[2] if chk else f"{tg.peer} not run",
+            "full_train_rows": FULL_TRAIN_ROWS.get(c.dataset)}
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    out = [header]
+    forest = [r for r in rows if not r["case"].boosting]
+    boosting = [r for r in rows if r["case"].boosting]
+    if forest:
+        out += ["", *forest_table(forest)]
+    if boosting:
+        out += ["", "Boosting: tessera against LightGBM, XGBoost and scikit-learn.", "",
+                *boosting_table(boosting)]
     notes = [f"- {r['case'].name}: tessera {r['tessera'].note}" for r in rows if r["tessera"].note]
-    notes += [f"- {r['case'].name}: scikit-learn {r['sklearn'].note}"
-              for r in rows if r["sklearn"].note]
+    notes += [f"- {r['case'].name}: {PEERS[peer]} {s.note}"
+              for r in rows for peer, s in r["peers"].items() if s.note]
     if notes:
         out += ["", "Not measured:", *notes]
     return "\n".join(out)
+
+
+def load_average() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def load_note(rows: list[dict]) -> str:
+    """The 1-minute load average seen before the cases, and a warning when
+    other work competed for the cores (it includes this script's previous
+    measurement, which fades over a minute)."""
+    loads = [r["load_before"] for r in rows if r.get("load_before") is not None]
+    if not loads:
+        return ""
+    note = (f" **Load average** (1 min) before the cases: "
+            f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores.")
+    if max(loads) > (os.cpu_count() or 1) + 0.5:
+        note += (" **The machine was busy**: with other processes on the cores, fit times "
+                 "of code that synchronizes its threads often (OpenMP in LightGBM, XGBoost "
+                 "and HistGradientBoosting, whose waiting threads spin by default) grew up "
+                 "to 10× in our runs; rerun on a quiet machine (or with `--omp-passive`) "
+                 "before comparing fit times.")
+    return note
 
 
 def machine_line() -> str:
@@ -709,18 +1047,30 @@ def rustc_version() -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(
-        description="Benchmark tessera against scikit-learn on the same data, "
+        description="Benchmark tessera against scikit-learn, LightGBM and XGBoost on the same data, "
                     "threads and parameters.")
     ap.add_argument("--quick", action="store_true",
-                    help="higgs_like with --small (80k training rows) and only "
-                         "random_forest on the small sets")
+                    help="the synthetic sets with --small (higgs_like 80k, multiclass 16k, "
+                         "friedman 40k training rows) and only random_forest on the small sets")
     ap.add_argument("--higgs-rows", type=int, metavar="N",
                     help="subsample higgs_like's training rows to N (seed 0)")
+    ap.add_argument("--adaboost-rows", type=int, metavar="N",
+                    help="subsample higgs_like's training rows to N for the adaboost case "
+                         "only (seed 0; overrides --higgs-rows there)")
     ap.add_argument("--only", metavar="CASES",
                     help="comma-separated datasets, models (random_forest, bagging, "
-                         "decision_tree) or model:dataset pairs")
+                         "decision_tree, gradient_boosting, adaboost, boosting = both) "
+                         "or model:dataset pairs")
+    ap.add_argument("--peers", metavar="LIST", default=",".join(PEERS),
+                    help="comma-separated peer libraries to run: sklearn, lightgbm, xgboost "
+                         "(default all; each case runs those of its peers listed here)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="run the peers with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep "
+                         "instead of spinning while they wait): fairer to them on a machine "
+                         "shared with other work")
     ap.add_argument("--threads", type=int, default=2,
-                    help="threads for both tools (tessera --threads, sklearn n_jobs); default 2")
+                    help="threads for every tool (tessera --threads, n_jobs, "
+                         "OMP_NUM_THREADS); default 2")
     ap.add_argument("--datasets-script", default=DEFAULT_DATASETS_SCRIPT, metavar="PATH",
                     help="the dataset generator, relative to the repository root "
                          f"(default {DEFAULT_DATASETS_SCRIPT})")
@@ -737,14 +1087,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error("--threads must be at least 1")
     if args.higgs_rows is not None and args.higgs_rows < 1:
         ap.error("--higgs-rows must be at least 1")
+    if args.adaboost_rows is not None and args.adaboost_rows < 1:
+        ap.error("--adaboost-rows must be at least 1")
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := [p for p in peers if p not in PEERS]:
+        ap.error(f"--peers: unknown {', '.join(unknown)}; choose from {', '.join(PEERS)}")
 
     started = time.perf_counter()
     command = shlex.join(["python3", os.path.relpath(__file__, REPO) if
                           Path(__file__).resolve().is_relative_to(REPO) else __file__]
                          + (sys.argv[1:] if argv is None else argv))
     cases = select_cases(all_cases(args.quick), args.only)
+    for c in cases:
+        c.peers = [p for p in c.peers if p in peers]
+    used_peers = {p for c in cases for p in c.peers}
 
-    ensure_python_deps()
+    ensure_python_deps(used_peers)
     global GNU_TIME
     GNU_TIME = detect_gnu_time()
 
@@ -773,32 +1131,57 @@ def main(argv: Optional[list[str]] = None) -> int:
     bp = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
                       max(args.timeout, 300))
     versions = last_json(bp.stdout) if bp.ok else {}
+    if used_peers - {"sklearn"}:
+        spec.write_text(json.dumps({"phase": "baseline", "task": "classification",
+                                    "peers": sorted(used_peers)}))
+        vp = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec)],
+                          max(args.timeout, 300))
+        if vp.ok:
+            versions.update(last_json(vp.stdout))
 
     rows = []
     for c in cases:
         train, test = dataset_paths(c.dataset, args.quick)
-        if c.dataset == "higgs_like" and args.higgs_rows:
+        if c.model == "adaboost" and args.adaboost_rows:
+            train = subsample(train, args.adaboost_rows)
+        elif c.dataset == "higgs_like" and args.higgs_rows:
             train = subsample(train, args.higgs_rows)
         n_train = count_rows(train)
         work = work_root / f"{c.model}.{c.dataset}"
         work.mkdir(parents=True, exist_ok=True)
-        print(f"== {c.name} ({n_train:,} training rows, {c.params or 'defaults'})", flush=True)
+        load = load_average()
+        print(f"== {c.name} ({n_train:,} training rows, {c.params or 'defaults'})"
+              + (f" [load average {load:.1f}]" if load is not None else ""), flush=True)
         t = run_tessera(c, train, test, work, args.threads, args.timeout, learners)
-        s = run_sklearn(c, train, test, work, args.threads, args.timeout)
+        ps = {peer: run_peer(c, peer, train, test, work, args.threads, args.timeout,
+                             args.omp_passive)
+              for peer in c.peers}
         rows.append({"case": c, "train_rows": n_train, "train": str(train), "test": str(test),
-                     "tessera": t, "sklearn": s})
+                     "tessera": t, "peers": ps, "load_before": load})
 
     elapsed = time.perf_counter() - started
     how_rss = (f"GNU time `%M`, floor {floor_mb:.0f} MB" if GNU_TIME
                else f"wait4 rusage, floor {floor_mb:.0f} MB")
-    header = (f"**Machine:** {machine_line()}. **Threads:** {args.threads} "
-              f"(tessera `--threads {args.threads}`, scikit-learn `n_jobs={args.threads}`; "
-              f"single-row latency with 1). **Versions:** scikit-learn "
-              f"{versions.get('sklearn', '?')}, numpy {versions.get('numpy', '?')}, "
+    n = args.threads
+    threads = [f"tessera `--threads {n}`", f"scikit-learn `n_jobs={n}`"]
+    peer_versions = ""
+    if used_peers - {"sklearn"}:
+        threads[1] += f" and `OMP_NUM_THREADS={n}`"
+        threads += [f"{PEERS[p]} `n_jobs={n}`" for p in ("lightgbm", "xgboost")
+                    if p in used_peers]
+        peer_versions = "".join(f", {PEERS[p]} {versions.get(p, '?')}"
+                                for p in ("lightgbm", "xgboost") if p in used_peers)
+    if any(c.model == "adaboost" and "sklearn" in c.peers for c in cases):
+        threads.append("scikit-learn's AdaBoost is single-threaded")
+    if args.omp_passive:
+        threads.append("the peers with `OMP_WAIT_POLICY=PASSIVE`")
+    header = (f"**Machine:** {machine_line()}. **Threads:** {n} "
+              f"({', '.join(threads)}; single-row latency with 1). **Versions:** scikit-learn "
+              f"{versions.get('sklearn', '?')}{peer_versions}, numpy {versions.get('numpy', '?')}, "
               f"pandas {versions.get('pandas', '?')}, Python {platform.python_version()}, "
               f"{rustc_version()}. **Command:** `{command}` ({elapsed / 60:.1f} min). "
               f"**Peak RSS** by {how_rss}; an idle scikit-learn worker (Python + imports) "
-              f"is {bp.maxrss_mb:.0f} MB.")
+              f"is {bp.maxrss_mb:.0f} MB.{load_note(rows)}")
     table = markdown(rows, header)
     print()
     print(table)
@@ -807,12 +1190,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     out_json.write_text(json.dumps({
         "command": command, "threads": args.threads, "elapsed_seconds": elapsed,
         "versions": versions, "machine": machine_line(),
+        "omp_wait_policy": "PASSIVE" if args.omp_passive else None,
         "rss_method": "gnu-time" if GNU_TIME else "wait4", "rss_floor_mb": floor_mb,
         "sklearn_baseline_rss_mb": bp.maxrss_mb if bp.ok else None,
         "cases": [{"model": r["case"].model, "dataset": r["case"].dataset,
                    "params": r["case"].params, "metric": r["case"].metric,
+                   "metrics": r["case"].metrics,
                    "train": r["train"], "test": r["test"], "train_rows": r["train_rows"],
-                   "tessera": vars(r["tessera"]), "sklearn": vars(r["sklearn"])}
+                   "tessera": vars(r["tessera"]),
+                   "sklearn": vars(r["peers"]["sklearn"]) if "sklearn" in r["peers"] else None,
+                   "peers": {k: vars(v) for k, v in r["peers"].items()},
+                   "target": target_json(r), "load_average_before": r["load_before"]}
                   for r in rows],
     }, indent=2, default=str))
     (BENCH_DATA / "results.md").write_text(table + "\n")

@@ -1,10 +1,12 @@
 //! End-to-end tests: they run the built `tessera` binary with the built
 //! plugins, as a user would.
 
+mod adaboost;
 mod bagging;
 mod cli;
 mod errors;
 mod golden;
+mod gradient_boosting;
 mod loading;
 mod nesting;
 mod template;

@@ -48,6 +48,7 @@ fn fit_nested(threads: usize) -> f64 {
                 weights: ROption::RNone,
                 feature_names: RSlice::from_slice(&rnames),
                 task: Task::classification(3),
+                valid: ROption::RNone,
             },
         )
         .into_result()

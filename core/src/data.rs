@@ -196,6 +196,23 @@ pub struct TrainData<'a> {
     pub feature_names: RSlice<'a, RString>,
     /// Regression or classification with its class count.
     pub task: Task,
+    /// Held-out rows the learner may score while it trains (early stopping
+    /// on a user's validation file), never fit on. Same columns and target
+    /// encoding as the training rows.
+    pub valid: ROption<Holdout<'a>>,
+}
+
+/// Held-out rows: features, target and optional weights, in the encoding of
+/// the [`TrainData`] they come with.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct Holdout<'a> {
+    /// Features, one row per sample, the training data's columns.
+    pub x: MatrixRef<'a>,
+    /// Target, one value per row.
+    pub y: RSlice<'a, f32>,
+    /// Optional non-negative sample weights, one per row.
+    pub weights: ROption<RSlice<'a, f32>>,
 }
 
 impl TrainData<'_> {
@@ -213,12 +230,6 @@ impl TrainData<'_> {
         if self.x.cols() == 0 {
             return Err(PluginError::input("training data has no feature columns"));
         }
-        if self.y.len() != rows {
-            return Err(PluginError::input(format!(
-                "target has {} values for {rows} rows",
-                self.y.len()
-            )));
-        }
         if self.feature_names.len() != self.x.cols() {
             return Err(PluginError::input(format!(
                 "{} feature names for {} columns",
@@ -226,35 +237,56 @@ impl TrainData<'_> {
                 self.x.cols()
             )));
         }
-        for (i, &v) in self.y.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(PluginError::input(format!(
-                    "target of row {i} is missing or not finite"
-                )));
-            }
-            if self.task.is_classification()
-                && (v < 0.0 || v.fract() != 0.0 || v as u32 >= self.task.n_classes)
-            {
-                return Err(PluginError::input(format!(
-                    "target of row {i} is {v}, not a class index below {}",
-                    self.task.n_classes
-                )));
-            }
-        }
-        if let Some(w) = self.weights.into_option() {
-            if w.len() != rows {
-                return Err(PluginError::input(format!(
-                    "{} sample weights for {rows} rows",
-                    w.len()
-                )));
-            }
-            if let Some(i) = w.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
-                return Err(PluginError::input(format!(
-                    "sample weight of row {i} is {}, weights must be finite and non-negative",
-                    w[i]
-                )));
-            }
+        check_target(self.y, self.weights, rows, self.task)?;
+        if let Some(v) = self.valid.into_option() {
+            v.x.check(self.x.cols())
+                .map_err(|e| PluginError::input(format!("validation data: {}", e.message)))?;
+            check_target(v.y, v.weights, v.x.rows(), self.task)
+                .map_err(|e| PluginError::input(format!("validation data: {}", e.message)))?;
         }
         Ok(())
     }
+}
+
+/// Checks a target (and weights) of `rows` rows for `task`.
+fn check_target(
+    y: RSlice<'_, f32>,
+    weights: ROption<RSlice<'_, f32>>,
+    rows: usize,
+    task: Task,
+) -> Result<(), PluginError> {
+    if y.len() != rows {
+        return Err(PluginError::input(format!(
+            "target has {} values for {rows} rows",
+            y.len()
+        )));
+    }
+    for (i, &v) in y.iter().enumerate() {
+        if !v.is_finite() {
+            return Err(PluginError::input(format!(
+                "target of row {i} is missing or not finite"
+            )));
+        }
+        if task.is_classification() && (v < 0.0 || v.fract() != 0.0 || v as u32 >= task.n_classes) {
+            return Err(PluginError::input(format!(
+                "target of row {i} is {v}, not a class index below {}",
+                task.n_classes
+            )));
+        }
+    }
+    if let Some(w) = weights.into_option() {
+        if w.len() != rows {
+            return Err(PluginError::input(format!(
+                "{} sample weights for {rows} rows",
+                w.len()
+            )));
+        }
+        if let Some(i) = w.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(PluginError::input(format!(
+                "sample weight of row {i} is {}, weights must be finite and non-negative",
+                w[i]
+            )));
+        }
+    }
+    Ok(())
 }

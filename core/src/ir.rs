@@ -46,16 +46,48 @@ impl TreeNode {
 pub struct Tree {
     /// The nodes, root first.
     pub nodes: RVec<TreeNode>,
-    /// Leaf values, `n_outputs` per leaf.
+    /// Leaf values: `n_outputs` per leaf, or one per leaf when `output`
+    /// names a single output.
     pub values: RVec<f32>,
+    /// The one output this tree's leaves add to (a multiclass boosted tree
+    /// serves one class), or [`Tree::ALL_OUTPUTS`].
+    pub output: u32,
 }
 
 impl Tree {
-    /// The leaf values reached by `row`.
+    /// The `output` of a tree whose leaves hold a value for every output.
+    pub const ALL_OUTPUTS: u32 = u32::MAX;
+
+    /// Values per leaf, for an ensemble of `n_outputs` outputs.
+    pub fn leaf_width(&self, n_outputs: usize) -> usize {
+        if self.output == Self::ALL_OUTPUTS {
+            n_outputs
+        } else {
+            1
+        }
+    }
+
+    /// Adds the leaf values reached by `row` to `out` (`n_outputs` values).
+    ///
+    /// # Panics
+    /// When the tree is malformed or `output` is out of range.
+    pub fn add_to(&self, row: &[f32], out: &mut [f32]) {
+        let v = self.leaf_values(row, out.len());
+        if self.output == Self::ALL_OUTPUTS {
+            for (o, v) in out.iter_mut().zip(v) {
+                *o += v;
+            }
+        } else {
+            out[self.output as usize] += v[0];
+        }
+    }
+
+    /// The leaf values reached by `row` ([`Tree::leaf_width`] of them).
     ///
     /// # Panics
     /// When the tree is malformed (a child or value index out of range).
     pub fn leaf_values(&self, row: &[f32], n_outputs: usize) -> &[f32] {
+        let n_outputs = self.leaf_width(n_outputs);
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];

@@ -174,9 +174,15 @@ impl ParamSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     values: BTreeMap<String, Value>,
+    given: Vec<String>,
 }
 
 impl Params {
+    /// Whether the user gave `name` (rather than its default applying).
+    pub fn was_given(&self, name: &str) -> bool {
+        self.given.iter().any(|g| g == name)
+    }
+
     /// The value of `name` (its default when not given).
     ///
     /// # Panics
@@ -248,6 +254,7 @@ pub fn parse(component: &str, specs: &[ParamSpec], text: &str) -> Result<Params,
         }
     };
     let mut values = BTreeMap::new();
+    let given_keys: Vec<String> = given.keys().cloned().collect();
     for (key, value) in given {
         let Some(spec) = specs.iter().find(|s| s.name == key) else {
             return Err(PluginError::params(unknown_key_message(
@@ -264,7 +271,10 @@ pub fn parse(component: &str, specs: &[ParamSpec], text: &str) -> Result<Params,
             .entry(spec.name.to_string())
             .or_insert_with(|| spec.default.clone());
     }
-    Ok(Params { values })
+    Ok(Params {
+        values,
+        given: given_keys,
+    })
 }
 
 fn unknown_key_message(component: &str, specs: &[ParamSpec], key: &str) -> String {

@@ -44,6 +44,7 @@ impl Case {
             weights: ROption::RNone,
             feature_names: RSlice::from_slice(&self.names),
             task: self.task,
+            valid: ROption::RNone,
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use abi_stable::std_types::{ROption, RSlice, RString};
 use anyhow::Context;
-use tessera_core::{ComponentKind, MatrixRef, TrainData};
+use tessera_core::{ComponentKind, Holdout, MatrixRef, TrainData};
 
 use crate::{
     artifact::{Artifact, Header, crc32},
@@ -28,6 +28,8 @@ pub struct TrainSpec<'a> {
     pub task: TaskHint,
     /// A column of sample weights (not a feature).
     pub weight: Option<&'a str>,
+    /// Held-out rows the learner may score while training (early stopping).
+    pub valid: Option<&'a Table>,
 }
 
 /// A trained model, ready to save or use.
@@ -81,6 +83,19 @@ pub fn train(
     }
     let x = table.features(&features)?;
     let names: Vec<RString> = features.iter().map(|s| RString::from(s.as_str())).collect();
+    // The validation rows, in the training columns and label encoding.
+    let holdout = match spec.valid {
+        Some(v) => {
+            let vx = v.features(&features)?;
+            let vy = v.target_like(spec.target, &target.classes)?;
+            let vw = match spec.weight {
+                Some(w) if v.has_column(w) => Some(v.weights(w)?),
+                _ => None,
+            };
+            Some((vx, vy, vw, v.n_rows()))
+        }
+        None => None,
+    };
     let data = TrainData {
         x: MatrixRef::new(&x, table.n_rows(), features.len())?,
         y: RSlice::from_slice(&target.y),
@@ -90,6 +105,14 @@ pub fn train(
         },
         feature_names: RSlice::from_slice(&names),
         task: target.task,
+        valid: match &holdout {
+            Some((vx, vy, vw, rows)) => ROption::RSome(Holdout {
+                x: MatrixRef::new(vx, *rows, features.len())?,
+                y: RSlice::from_slice(vy),
+                weights: vw.as_deref().map(RSlice::from_slice).into(),
+            }),
+            None => ROption::RNone,
+        },
     };
     let start = Instant::now();
     let model = learner

@@ -8,11 +8,18 @@
 //! * this module: the plain traits and the [`PluginDef`] that declares them;
 //! * `adapt`: the ABI objects wrapping them, and [`guard`];
 //! * `threads`: [`with_thread_budget`] and [`SubContext`];
+//! * [`members`]: what meta-learners (bagging, boosting) share about their
+//!   members: the `estimator` parameters, base learners created and seeded
+//!   through the host, member models saved and loaded through their own
+//!   plugins;
+//! * [`seeds`]: seed derivation and a small random stream;
 //! * `export`: support for [`export_plugin!`](crate::export_plugin).
 
 mod adapt;
 #[doc(hidden)]
 pub mod export;
+pub mod members;
+pub mod seeds;
 mod threads;
 
 pub use adapt::{guard, learner_box, model_box};

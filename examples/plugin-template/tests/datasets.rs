@@ -73,6 +73,7 @@ impl Table {
             weights: weights.map(Into::into).into(),
             feature_names: self.names.as_slice().into(),
             task,
+            valid: None.into(),
         }
     }
 

@@ -190,6 +190,7 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
         target: &a.target,
         task: a.task.into(),
         weight: a.weight.as_deref(),
+        valid: valid.as_ref(),
     };
     let trained = train_model(&registry, &ctx, &table, &spec)?;
     drop(ctx);
@@ -439,7 +440,7 @@ pub fn inspect(env: &Env, a: InspectArgs) -> anyhow::Result<()> {
     );
     println!("training    {}", h.training);
     match summary {
-        Ok(s) => println!("summary     {s}"),
+        Ok(s) => print!("{}", super::summary::render(&s)),
         Err(e) => println!("summary     unavailable: {e:#}"),
     }
     Ok(())

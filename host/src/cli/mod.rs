@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod summary;
 
 use std::path::PathBuf;
 
@@ -69,7 +70,8 @@ struct TrainArgs {
     /// Learner parameters as a TOML table (applied before --set).
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
-    /// Validation data, scored after training and written to the report.
+    /// Validation data: learners that stop early score it while training;
+    /// it is scored after training and written to the report.
     #[arg(long, value_name = "FILE")]
     valid: Option<PathBuf>,
     /// Sets the learner's random_state.

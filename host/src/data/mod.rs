@@ -164,6 +164,11 @@ impl Table {
         self.lines.len()
     }
 
+    /// Whether the table has a column `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.names.iter().any(|c| c == name)
+    }
+
     /// The index of column `name`; `what` says what it is for, in errors.
     ///
     /// # Errors

@@ -66,7 +66,6 @@
 pub mod model;
 mod parallel;
 pub mod params;
-mod rng;
 mod sample;
 pub mod serialize;
 pub mod train;

@@ -2,10 +2,12 @@
 //! defaults and meaning follow scikit-learn's `BaggingClassifier` and
 //! `BaggingRegressor`), and their conversion into [`BaggingParams`].
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+pub use tessera_core::plugin::members::Estimator;
 use tessera_core::{
     PluginError,
-    params::{Check, ParamSpec, Params},
+    params::{ParamSpec, Params},
+    plugin::members::{estimator_params_spec, estimator_spec},
 };
 
 /// The learner's component name.
@@ -14,27 +16,17 @@ pub const LEARNER: &str = "bagging";
 /// The base learner used when none is named.
 pub const DEFAULT_ESTIMATOR: &str = "decision_tree";
 
-const ESTIMATOR_TYPE: &str = "learner name | table {name = learner name, <its parameters>}";
 const AMOUNT_TYPE: &str = "int >= 1 | float in (0, 1]";
 
 /// The parameter schema of `bagging`.
 pub fn specs() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::custom(
-            "estimator",
-            ESTIMATOR_TYPE,
+        estimator_spec(
             Value::from(DEFAULT_ESTIMATOR),
             "the base learner (any learner of a loaded plugin), by name; or a table whose `name` \
              is the learner (default decision_tree) and whose other keys are its parameters",
-            check_estimator,
         ),
-        ParamSpec {
-            name: "estimator_params",
-            ty: "table".into(),
-            default: json!({}),
-            doc: "the base learner's parameters, passed to every member as given",
-            check: Check::Table,
-        },
+        estimator_params_spec(),
         ParamSpec::int(
             "n_estimators",
             Some(10),
@@ -81,20 +73,6 @@ pub fn specs() -> Vec<ParamSpec> {
              a fresh seed, recorded in the model",
         ),
     ]
-}
-
-fn check_estimator(v: &Value) -> Result<(), String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Ok(()),
-        Value::Object(m) => match m.get("name") {
-            None => Ok(()),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
-            Some(other) => Err(format!(
-                "the table's `name` must be a learner name, got {other}"
-            )),
-        },
-        _ => Err(format!("expected {ESTIMATOR_TYPE}, got {v}")),
-    }
 }
 
 fn check_amount(v: &Value) -> Result<(), String> {
@@ -153,15 +131,6 @@ impl Amount {
     }
 }
 
-/// The base learner: its name and parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Estimator {
-    /// The learner's component name.
-    pub name: String,
-    /// Its parameters, passed as given.
-    pub params: Map<String, Value>,
-}
-
 /// The learner's parameters, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BaggingParams {
@@ -212,7 +181,12 @@ impl BaggingParams {
             )));
         }
         Ok(Self {
-            estimator: estimator(p.get("estimator"), p.get("estimator_params"))?,
+            estimator: Estimator::from_values(
+                LEARNER,
+                DEFAULT_ESTIMATOR,
+                p.get("estimator"),
+                p.get("estimator_params"),
+            )?,
             n_estimators,
             max_samples: amount("max_samples")?,
             max_features: amount("max_features")?,
@@ -221,49 +195,6 @@ impl BaggingParams {
             oob_score,
             random_state: p.opt_u64("random_state"),
         })
-    }
-}
-
-/// The base learner from the `estimator` and `estimator_params` values.
-fn estimator(estimator: &Value, estimator_params: &Value) -> Result<Estimator, PluginError> {
-    let given = estimator_params
-        .as_object()
-        .ok_or_else(|| bad("estimator_params", estimator_params))?;
-    match estimator {
-        Value::String(name) => Ok(Estimator {
-            name: name.trim().to_string(),
-            params: given.clone(),
-        }),
-        Value::Object(table) => {
-            let name = match table.get("name") {
-                None => DEFAULT_ESTIMATOR.to_string(),
-                Some(Value::String(s)) => s.trim().to_string(),
-                Some(_) => return Err(bad("estimator", estimator)),
-            };
-            let inline: Map<String, Value> = table
-                .iter()
-                .filter(|(k, _)| k.as_str() != "name")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if !inline.is_empty() && !given.is_empty() {
-                let keys: Vec<&str> = inline.keys().map(String::as_str).collect();
-                return Err(PluginError::params(format!(
-                    "`{LEARNER}` parameters `estimator` and `estimator_params`: the base \
-                     learner's parameters are given both inside the `estimator` table ({}) and \
-                     as `estimator_params`; use one or the other",
-                    keys.join(", ")
-                )));
-            }
-            Ok(Estimator {
-                name,
-                params: if inline.is_empty() {
-                    given.clone()
-                } else {
-                    inline
-                },
-            })
-        }
-        other => Err(bad("estimator", other)),
     }
 }
 
@@ -306,42 +237,5 @@ mod tests {
             e.message,
             "`bagging` parameter `max_samples`: 11 is more than the 10 rows of the data"
         );
-    }
-
-    #[test]
-    fn estimator_forms() {
-        let e = estimator(&json!("linear"), &json!({"C": 2.0})).unwrap();
-        assert_eq!(e.name, "linear");
-        assert_eq!(Value::Object(e.params), json!({"C": 2.0}));
-
-        let e = estimator(&json!({"max_depth": 3}), &json!({})).unwrap();
-        assert_eq!(e.name, DEFAULT_ESTIMATOR);
-        assert_eq!(Value::Object(e.params), json!({"max_depth": 3}));
-
-        let e = estimator(
-            &json!({"name": "random_forest"}),
-            &json!({"n_estimators": 3}),
-        )
-        .unwrap();
-        assert_eq!(e.name, "random_forest");
-        assert_eq!(Value::Object(e.params), json!({"n_estimators": 3}));
-
-        let err = estimator(&json!({"max_depth": 3}), &json!({"max_depth": 4})).unwrap_err();
-        assert!(
-            err.message.contains("`estimator` and `estimator_params`"),
-            "{err}"
-        );
-        assert!(err.message.contains("(max_depth)"), "{err}");
-    }
-
-    #[test]
-    fn estimator_check() {
-        assert!(check_estimator(&json!("decision_tree")).is_ok());
-        assert!(check_estimator(&json!({"name": "linear", "C": 1})).is_ok());
-        assert!(check_estimator(&json!({"max_depth": 2})).is_ok());
-        assert!(check_estimator(&json!("")).is_err());
-        assert!(check_estimator(&json!(3)).is_err());
-        assert!(check_estimator(&json!({"name": 3})).is_err());
-        assert!(check_estimator(&json!({"name": " "})).is_err());
     }
 }

@@ -8,11 +8,10 @@
 
 use tessera_core::MatrixRef;
 
-use crate::rng::{Rng, derive};
+use tessera_core::plugin::seeds::{SplitMix, derive_seed, member_seed};
 
 const FEATURES_TAG: u64 = 1;
 const ROWS_TAG: u64 = 2;
-const LEARNER_TAG: u64 = 3;
 
 /// The draws of every member of one ensemble.
 #[derive(Clone, Copy, Debug)]
@@ -34,14 +33,14 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    fn stream(&self, member: usize, tag: u64) -> Rng {
-        Rng::new(derive(derive(self.seed, member as u64), tag))
+    fn stream(&self, member: usize, tag: u64) -> SplitMix {
+        SplitMix::new(derive_seed(derive_seed(self.seed, member as u64), tag))
     }
 
     /// The `random_state` handed to member `member`'s learner: below 2^31,
     /// which any learner's seed parameter accepts.
     pub fn learner_seed(&self, member: usize) -> u64 {
-        derive(derive(self.seed, member as u64), LEARNER_TAG) >> 33
+        member_seed(self.seed, member)
     }
 
     /// The feature columns of member `member`, ascending (with repeats when
@@ -69,7 +68,7 @@ impl Sampler {
 }
 
 /// `k` of `0..n`, sorted: with replacement, or a uniformly random subset.
-fn draw(rng: &mut Rng, n: usize, k: usize, replace: bool) -> Vec<usize> {
+fn draw(rng: &mut SplitMix, n: usize, k: usize, replace: bool) -> Vec<usize> {
     let mut out: Vec<usize> = if replace {
         (0..k).map(|_| rng.below(n)).collect()
     } else if k >= n {

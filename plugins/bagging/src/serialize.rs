@@ -17,7 +17,11 @@
 
 use serde_json::Value;
 use tessera_core::{
-    ErrorKind, HostContextRef, PluginError, Task, abi_stable::std_types::RSlice, plugin::ModelImpl,
+    HostContextRef, PluginError, Task,
+    plugin::{
+        ModelImpl,
+        members::{ByteReader, load_member, put_u32, write_member},
+    },
 };
 
 use crate::{
@@ -31,14 +35,6 @@ const VERSION: u8 = 1;
 /// length, payload length.
 const MIN_MEMBER_BYTES: usize = 4 + 4 + 4 + 8;
 
-fn put_u32(out: &mut Vec<u8>, v: usize, what: &str) -> Result<(), PluginError> {
-    let v = u32::try_from(v).map_err(|_| {
-        PluginError::internal(format!("{LEARNER}: {what} {v} is too large to save"))
-    })?;
-    out.extend_from_slice(&v.to_le_bytes());
-    Ok(())
-}
-
 /// Serializes `m` in the current format version, with each member's own
 /// bytes.
 ///
@@ -51,83 +47,19 @@ pub fn to_bytes(m: &BaggingModel) -> Result<Vec<u8>, PluginError> {
     out.push(VERSION);
     out.push(m.task.kind);
     out.extend_from_slice(&m.task.n_classes.to_le_bytes());
-    put_u32(&mut out, m.n_features, "feature count")?;
+    put_u32(&mut out, m.n_features, LEARNER, "feature count")?;
     out.push(m.voting.code());
-    put_u32(&mut out, info.len(), "summary length")?;
+    put_u32(&mut out, info.len(), LEARNER, "summary length")?;
     out.extend_from_slice(info.as_bytes());
-    put_u32(&mut out, m.members.len(), "member count")?;
+    put_u32(&mut out, m.members.len(), LEARNER, "member count")?;
     for (i, member) in m.members.iter().enumerate() {
-        let bytes = member.model.to_bytes().into_result().map_err(|e| {
-            PluginError::new(
-                e.kind,
-                format!(
-                    "{LEARNER}: member {i} (`{}`) cannot be saved: {}",
-                    member.component, e.message
-                ),
-            )
-        })?;
-        put_u32(&mut out, member.features.len(), "feature count")?;
+        put_u32(&mut out, member.features.len(), LEARNER, "feature count")?;
         for &f in &member.features {
             out.extend_from_slice(&f.to_le_bytes());
         }
-        put_u32(&mut out, member.component.len(), "component name length")?;
-        out.extend_from_slice(member.component.as_bytes());
-        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&bytes);
+        write_member(&mut out, LEARNER, i, &member.model)?;
     }
     Ok(out)
-}
-
-fn corrupt(why: impl std::fmt::Display) -> PluginError {
-    PluginError::corrupt(format!("{LEARNER} model: {why}"))
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn left(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], PluginError> {
-        if n > self.left() {
-            return Err(corrupt(format!("truncated while reading {what}")));
-        }
-        let s = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], PluginError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PluginError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, PluginError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-
-    /// A length-prefixed (u32) UTF-8 string.
-    fn text(&mut self, what: &str) -> Result<&'a str, PluginError> {
-        let n = self.u32(what)? as usize;
-        let raw = self.take(n, what)?;
-        std::str::from_utf8(raw).map_err(|_| corrupt(format!("{what} is not UTF-8")))
-    }
-
-    /// A length-prefixed (u64) byte string.
-    fn blob(&mut self, what: &str) -> Result<&'a [u8], PluginError> {
-        let n = u64::from_le_bytes(self.array(what)?);
-        let n = usize::try_from(n).map_err(|_| corrupt(format!("{what} is too long")))?;
-        self.take(n, what)
-    }
 }
 
 /// A member as stored, before its model is read back.
@@ -147,13 +79,13 @@ pub(crate) struct Stored<'a> {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = ByteReader::new(bytes, LEARNER);
     if r.take(4, "the header").ok() != Some(MAGIC.as_slice()) {
-        return Err(corrupt("not a bagging model (bad magic bytes)"));
+        return Err(r.corrupt("not a bagging model (bad magic bytes)"));
     }
     let version = r.u8("the format version")?;
     if version != VERSION {
-        return Err(corrupt(format!(
+        return Err(r.corrupt(format!(
             "format version {version} is not supported (this plugin reads version {VERSION})"
         )));
     }
@@ -161,28 +93,28 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
     let n_classes = r.u32("the class count")?;
     let n_features = r.u32("the feature count")? as usize;
     let voting =
-        Voting::from_code(r.u8("the voting")?).ok_or_else(|| corrupt("unknown voting code"))?;
+        Voting::from_code(r.u8("the voting")?).ok_or_else(|| r.corrupt("unknown voting code"))?;
     let task = match (kind, voting) {
         (Task::REGRESSION, Voting::Mean) if n_classes == 1 => Task::regression(),
         (Task::CLASSIFICATION, Voting::Soft | Voting::Hard) if n_classes >= 1 => {
             Task::classification(n_classes)
         }
-        _ => return Err(corrupt("inconsistent task, class count and voting")),
+        _ => return Err(r.corrupt("inconsistent task, class count and voting")),
     };
     if n_features == 0 {
-        return Err(corrupt("no feature columns"));
+        return Err(r.corrupt("no feature columns"));
     }
     let info: Value = serde_json::from_str(r.text("the summary")?)
-        .map_err(|e| corrupt(format!("the summary is not JSON: {e}")))?;
+        .map_err(|e| r.corrupt(format!("the summary is not JSON: {e}")))?;
     if !info.is_object() {
-        return Err(corrupt("the summary is not a JSON object"));
+        return Err(r.corrupt("the summary is not a JSON object"));
     }
     let count = r.u32("the member count")? as usize;
     if count == 0 {
-        return Err(corrupt("no members"));
+        return Err(r.corrupt("no members"));
     }
     if count > r.left() / MIN_MEMBER_BYTES {
-        return Err(corrupt(format!(
+        return Err(r.corrupt(format!(
             "{count} members cannot fit in the {} bytes left",
             r.left()
         )));
@@ -192,7 +124,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
         let what = format!("member {i}");
         let k = r.u32(&what)? as usize;
         if k == 0 || k > r.left() / 4 {
-            return Err(corrupt(format!("{what} has a bad feature count {k}")));
+            return Err(r.corrupt(format!("{what} has a bad feature count {k}")));
         }
         let features: Vec<u32> = r
             .take(4 * k, &what)?
@@ -200,24 +132,16 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         if let Some(f) = features.iter().find(|&&f| f as usize >= n_features) {
-            return Err(corrupt(format!(
-                "{what} reads feature {f} of only {n_features}"
-            )));
+            return Err(r.corrupt(format!("{what} reads feature {f} of only {n_features}")));
         }
-        let component = r.text(&what)?;
-        if component.is_empty() {
-            return Err(corrupt(format!("{what} has no component name")));
-        }
-        let bytes = r.blob(&what)?;
+        let (component, bytes) = r.member(&what)?;
         members.push(StoredMember {
             features,
             component,
             bytes,
         });
     }
-    if r.left() != 0 {
-        return Err(corrupt(format!("{} unexpected bytes at the end", r.left())));
-    }
+    r.finish()?;
     Ok(Stored {
         task,
         n_features,
@@ -231,35 +155,23 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
 /// `ctx` from the plugin that trained it.
 ///
 /// # Errors
-/// Damaged bytes ([`ErrorKind::CORRUPT_MODEL`]), or a member that cannot be
-/// loaded: when its plugin is absent, the message names the learner.
+/// Damaged bytes
+/// ([`ErrorKind::CORRUPT_MODEL`](tessera_core::ErrorKind::CORRUPT_MODEL)),
+/// or a member that cannot be loaded: when its plugin is absent, the
+/// message names the learner.
 pub fn load(bytes: &[u8], ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
     let stored = parse(bytes)?;
     let mut members = Vec::with_capacity(stored.members.len());
     for (i, m) in stored.members.into_iter().enumerate() {
-        let model = ctx
-            .load_model(m.component.into(), RSlice::from_slice(m.bytes))
-            .into_result()
-            .map_err(|e| {
-                let message = if e.kind == ErrorKind::UNSUPPORTED {
-                    format!(
-                        "{LEARNER} member {i} needs learner `{}` (its plugin must be loaded): {}",
-                        m.component, e.message
-                    )
-                } else {
-                    format!(
-                        "{LEARNER} member {i} (learner `{}`) cannot be loaded: {}",
-                        m.component, e.message
-                    )
-                };
-                PluginError::new(e.kind, message)
-            })?;
-        if model.task() != stored.task || model.n_features() != m.features.len() as u64 {
-            return Err(corrupt(format!(
-                "member {i} (`{}`) is a model of another task or feature count",
-                m.component
-            )));
-        }
+        let model = load_member(
+            ctx,
+            LEARNER,
+            i,
+            m.component,
+            m.bytes,
+            stored.task,
+            m.features.len(),
+        )?;
         members.push(Member::new(m.features, stored.n_features, model));
     }
     Ok(Box::new(BaggingModel {

@@ -3,20 +3,23 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tessera_core::{
-    ErrorKind, HostContextRef, LearnerBox, MatrixRef, ModelBox, PluginError, Task, TrainData,
+    ErrorKind, HostContextRef, MatrixRef, ModelBox, PluginError, Task, TrainData,
     abi_stable::std_types::{ROption, RSlice, RString},
     context::level,
     params::Params,
-    plugin::{LearnerImpl, ModelImpl},
+    plugin::{
+        LearnerImpl, ModelImpl,
+        members::{BaseLearners, fit_member},
+        seeds::entropy_seed,
+    },
 };
 
 use crate::{
     model::{BaggingModel, Member, Voting, accumulate, argmax, ask_member},
     parallel::for_each_member,
-    params::{BaggingParams, Estimator, LEARNER},
-    rng::entropy_seed,
+    params::{BaggingParams, LEARNER},
     sample::{self, Sampler},
 };
 
@@ -34,91 +37,6 @@ pub fn create(p: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
 pub struct BaggingLearner {
     /// Its parameters.
     pub params: BaggingParams,
-}
-
-/// The base learners of one fit: one shared by every member, or one per
-/// member when each gets its own `random_state`.
-struct BaseLearners {
-    learners: Vec<LearnerBox>,
-    seeded: bool,
-}
-
-impl BaseLearners {
-    fn get(&self, member: usize) -> &LearnerBox {
-        &self.learners[member.min(self.learners.len() - 1)]
-    }
-}
-
-fn creation_error(est: &Estimator, e: PluginError) -> PluginError {
-    PluginError::new(
-        e.kind,
-        format!(
-            "{LEARNER}: cannot create the base learner `{}`: {}",
-            est.name, e.message
-        ),
-    )
-}
-
-fn create_with(
-    ctx: &HostContextRef<'_>,
-    est: &Estimator,
-    params: &Map<String, Value>,
-) -> Result<LearnerBox, PluginError> {
-    let text = Value::Object(params.clone()).to_string();
-    ctx.create_learner(est.name.as_str().into(), text.as_str().into())
-        .into_result()
-}
-
-/// Creates the members' learners. When the user did not set the base
-/// learner's `random_state`, each member gets its own, derived from the
-/// bagging seed, provided the learner accepts one: creating the first
-/// learner with it tells (a learner without the parameter refuses it).
-fn base_learners(
-    ctx: &HostContextRef<'_>,
-    est: &Estimator,
-    n: usize,
-    sampler: &Sampler,
-) -> Result<BaseLearners, PluginError> {
-    let shared = |seeded| -> Result<BaseLearners, PluginError> {
-        Ok(BaseLearners {
-            learners: vec![create_with(ctx, est, &est.params).map_err(|e| creation_error(est, e))?],
-            seeded,
-        })
-    };
-    if est.params.contains_key("random_state") {
-        return shared(false);
-    }
-    let seeded = |i: usize| {
-        let mut p = est.params.clone();
-        p.insert("random_state".into(), json!(sampler.learner_seed(i)));
-        create_with(ctx, est, &p)
-    };
-    let first = match seeded(0) {
-        Ok(l) => l,
-        Err(probe) => {
-            let base = shared(false)?;
-            ctx.log(
-                level::DEBUG,
-                format!(
-                    "{LEARNER}: `{}` takes no random_state ({}), so its members differ only by \
-                     their samples",
-                    est.name, probe.message
-                )
-                .as_str()
-                .into(),
-            );
-            return Ok(base);
-        }
-    };
-    let mut learners = Vec::with_capacity(n);
-    learners.push(first);
-    for i in 1..n {
-        learners.push(seeded(i).map_err(|e| creation_error(est, e))?);
-    }
-    Ok(BaseLearners {
-        learners,
-        seeded: true,
-    })
 }
 
 /// A member's copy of its rows and columns.
@@ -166,6 +84,7 @@ impl Subsample {
             },
             feature_names: RSlice::from_slice(&self.names),
             task,
+            valid: ROption::RNone,
         })
     }
 }
@@ -225,26 +144,14 @@ impl BaggingLearner {
             owned = Subsample::new(data, rows.as_deref(), (!all).then_some(&features[..]));
             owned.view(data.task)?
         };
-        let model = learners
-            .get(i)
-            .fit(ctx.sabi_reborrow(), view)
-            .into_result()
-            .map_err(|e| {
-                PluginError::new(
-                    e.kind,
-                    format!(
-                        "{LEARNER}: training member {i} (`{}`) failed: {}",
-                        self.params.estimator.name, e.message
-                    ),
-                )
-            })?;
-        if model.task() != data.task || model.n_features() != features.len() as u64 {
-            return Err(PluginError::internal(format!(
-                "{LEARNER}: member {i} (`{}`) returned a model for a different task or feature \
-                 count",
-                self.params.estimator.name
-            )));
-        }
+        let model = fit_member(
+            LEARNER,
+            i,
+            &self.params.estimator.name,
+            learners.get(i),
+            ctx.sabi_reborrow(),
+            view,
+        )?;
         let proba =
             data.task.is_classification() && predicts_proba(&ctx, &model, view.x, data.task);
         Ok((Member::new(features, n_features, model), proba))
@@ -275,7 +182,8 @@ impl LearnerImpl for BaggingLearner {
             bootstrap_features: p.bootstrap_features,
         };
         let n = p.n_estimators;
-        let learners = base_learners(ctx, &p.estimator, n, &sampler)?;
+        let learners =
+            BaseLearners::create(ctx, LEARNER, &p.estimator, n, |i| sampler.learner_seed(i))?;
         ctx.log(
             level::DEBUG,
             format!(
@@ -325,7 +233,7 @@ impl LearnerImpl for BaggingLearner {
             "bootstrap": p.bootstrap,
             "bootstrap_features": p.bootstrap_features,
             "random_state": sampler.seed,
-            "member_seeds": learners.seeded,
+            "member_seeds": learners.seeded(),
         });
         if p.oob_score {
             let (score, rows) = match oob_score(ctx, data, &sampler, &members, voting)? {

@@ -85,6 +85,7 @@ fn main() {
         weights: ROption::RNone,
         feature_names: RSlice::from_slice(&names),
         task,
+        valid: ROption::RNone,
     };
     let before = peak_mb();
     let ctx = NullContext { threads };

@@ -2,7 +2,9 @@
 //! targets encoded as statistics slots, base row weights, and the features
 //! either binned (histogram search) or as raw columns (exact search).
 
+use std::sync::Arc;
 use tessera_core::TrainData;
+
 use tessera_trees::BinnedData;
 
 /// The encoded training data.
@@ -24,7 +26,7 @@ pub struct Dataset {
     /// Raw features column after column (exact search only, else empty).
     cols: Vec<f32>,
     /// Binned features (histogram search only).
-    pub binned: Option<BinnedData>,
+    pub binned: Option<Arc<BinnedData>>,
 }
 
 impl Dataset {
@@ -37,7 +39,7 @@ impl Dataset {
         let (cols, binned) = match hist {
             Some(max_bins) => (
                 Vec::new(),
-                Some(BinnedData::from_rows(
+                Some(tessera_trees::cache::binned(
                     x, n_rows, n_features, max_bins, parallel,
                 )),
             ),

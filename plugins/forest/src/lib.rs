@@ -21,7 +21,7 @@ mod node;
 mod oob;
 pub mod params;
 mod prune;
-mod rng;
+use tessera_trees::rng;
 pub mod serialize;
 mod split;
 pub mod train;

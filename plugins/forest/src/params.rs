@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tessera_core::params::ParamSpec;
 
 pub use crate::config::{Criterion, ForestParams, TreeConfig};
+pub use tessera_trees::class_weight::{ClassWeight, class_weight};
 
 /// The forest learner's component name.
 pub const LEARNER: &str = "random_forest";
@@ -313,49 +314,6 @@ fn check_max_features(v: &Value) -> Result<(), String> {
             Err(expected(MAX_FEATURES_TYPE, v))
         }
         Some(_) => Ok(()),
-    }
-}
-
-/// Weights per class.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ClassWeight {
-    /// Every class weighs 1.
-    None,
-    /// `rows / (classes * rows of the class)`, over the training data.
-    Balanced,
-    /// The same over each tree's bootstrap sample.
-    BalancedSubsample,
-    /// Given weights by class index; unlisted classes weigh 1.
-    Given(Vec<(usize, f64)>),
-}
-
-/// Reads `class_weight`; `Err` says what is wrong.
-pub fn class_weight(v: &Value) -> Result<ClassWeight, String> {
-    match v {
-        Value::Null => Ok(ClassWeight::None),
-        Value::String(s) if s == "balanced" => Ok(ClassWeight::Balanced),
-        Value::String(s) if s == "balanced_subsample" => Ok(ClassWeight::BalancedSubsample),
-        Value::Object(m) => {
-            let mut given = Vec::with_capacity(m.len());
-            for (k, w) in m {
-                let class = k.parse::<usize>().map_err(|_| {
-                    format!(
-                        "key \"{k}\" is not a class index (use \"0\", \"1\", ...: classes are \
-                         numbered 0..K-1 in the sorted order of the labels)"
-                    )
-                })?;
-                match w.as_f64() {
-                    Some(w) if w >= 0.0 && w.is_finite() => given.push((class, w)),
-                    _ => {
-                        return Err(format!(
-                            "weight of class \"{k}\" must be a number >= 0, got {w}"
-                        ));
-                    }
-                }
-            }
-            Ok(ClassWeight::Given(given))
-        }
-        _ => Err(expected(FOREST_CLASS_WEIGHT_TYPE, v)),
     }
 }
 

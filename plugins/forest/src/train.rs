@@ -18,7 +18,7 @@ use tessera_core::{
     params::Params,
     plugin::{LearnerImpl, ModelImpl, with_thread_budget},
 };
-use tessera_trees::{Entropy, Gini, Limits, SquaredError};
+use tessera_trees::{Entropy, Gini, Limits, SquaredError, class_weight::balanced};
 
 use crate::{
     config::{Algorithm, Criterion, ForestParams, TreeConfig},
@@ -67,21 +67,6 @@ struct Built {
     inbag: Option<Vec<u64>>,
 }
 
-/// scikit-learn's "balanced" class weights, `total / (classes present *
-/// class total)`, from each row's class `slot` and its count `weight`.
-fn balanced(slot: &[u32], weight: impl Iterator<Item = f64>, n_classes: usize) -> Vec<f64> {
-    let mut per_class = vec![0.0; n_classes];
-    for (&c, n) in slot.iter().zip(weight) {
-        per_class[c as usize] += n;
-    }
-    let present = per_class.iter().filter(|&&n| n > 0.0).count() as f64;
-    let total: f64 = per_class.iter().sum();
-    per_class
-        .iter()
-        .map(|&n| if n > 0.0 { total / (present * n) } else { 0.0 })
-        .collect()
-}
-
 /// How trees draw their bootstrap samples: as scikit-learn, each draw
 /// picks a row with probability proportional to its sample weight times
 /// its class weight, and the tree then weighs rows by how often they were
@@ -116,7 +101,11 @@ fn sample_weights(
         counts[r] += 1.0;
     }
     if subsample {
-        let cw = balanced(&data.slot, counts.iter().copied(), data.n_slots);
+        let cw = balanced(
+            data.slot.iter().map(|&c| c as usize),
+            counts.iter().copied(),
+            data.n_slots,
+        );
         for (w, &c) in counts.iter_mut().zip(&data.slot) {
             *w *= cw[c as usize];
         }
@@ -238,7 +227,11 @@ fn apply_class_weight(data: &mut Dataset, cw: &ClassWeight, bootstrap: bool, for
             } else {
                 vec![1.0; data.n_rows]
             };
-            balanced(&data.slot, counts.into_iter(), data.n_slots)
+            balanced(
+                data.slot.iter().map(|&c| c as usize),
+                counts.into_iter(),
+                data.n_slots,
+            )
         }
         ClassWeight::Given(given) => {
             let mut w = vec![1.0; data.n_slots];

@@ -185,6 +185,7 @@ impl Tree {
         ir::Tree {
             nodes: nodes.into(),
             values: values.into(),
+            output: ir::Tree::ALL_OUTPUTS,
         }
     }
 }

@@ -122,6 +122,30 @@ impl BinMapper {
         m
     }
 
+    /// Records that training value `v` fell in bin `b`.
+    #[inline]
+    fn widen(&mut self, b: u8, v: f32) {
+        if v.is_nan() {
+            self.has_missing = true;
+            return;
+        }
+        let b = usize::from(b);
+        if self.has_present {
+            self.lower[b] = self.lower[b].min(v);
+            self.upper[b] = self.upper[b].max(v);
+        }
+    }
+
+    /// Widens each bin's value range by `other`'s (the same edges, fitted
+    /// on other rows).
+    fn merge_ranges(&mut self, other: &BinMapper) {
+        self.has_missing |= other.has_missing;
+        for b in 0..self.lower.len() {
+            self.lower[b] = self.lower[b].min(other.lower[b]);
+            self.upper[b] = self.upper[b].max(other.upper[b]);
+        }
+    }
+
     /// Number of bins for present values (at least 1).
     pub fn n_bins(&self) -> usize {
         self.edges.len()
@@ -184,23 +208,57 @@ impl BinMapper {
     }
 }
 
-/// A data set binned feature by feature, column-major.
+/// The most rows bin edges are fitted on; larger data sets fit them on a
+/// sample of this many rows.
+pub const BIN_SAMPLE_ROWS: usize = 200_000;
+
+/// The rows bin edges are fitted on: `None` for all of them, else a fixed
+/// pseudo-random sample of [`BIN_SAMPLE_ROWS`] (ascending).
+fn bin_sample(n_rows: usize) -> Option<Vec<usize>> {
+    if n_rows <= BIN_SAMPLE_ROWS {
+        return None;
+    }
+    // Selection sampling (Knuth's algorithm S): each row is kept with
+    // probability needed / left, so exactly BIN_SAMPLE_ROWS are kept.
+    let mut rng = crate::rng::Rng::new(0x5EED_B175);
+    let mut rows = Vec::with_capacity(BIN_SAMPLE_ROWS);
+    for r in 0..n_rows {
+        let needed = BIN_SAMPLE_ROWS - rows.len();
+        if needed == 0 {
+            break;
+        }
+        if rng.below(n_rows - r) < needed {
+            rows.push(r);
+        }
+    }
+    Some(rows)
+}
+
+/// Rows per parallel task when binning.
+const BIN_BLOCK_ROWS: usize = 4 * 1024;
+
+/// A data set binned feature by feature, column-major (and row-major too,
+/// for learners that read whole rows).
 #[derive(Clone, Debug)]
 pub struct BinnedData {
     n_rows: usize,
     /// Bin indices column after column, `n_rows` per feature.
     bins: Vec<u8>,
+    /// The same row after row, `n_features` per row.
+    row_bins: Vec<u8>,
     mappers: Vec<BinMapper>,
 }
 
 impl BinnedData {
     /// Bins the row-major `x` (`n_rows x n_features`, `NaN` = missing) with
-    /// at most `max_bins` bins per feature. With `parallel`, features are
-    /// binned on the current rayon pool: call it inside a pool you own.
+    /// at most `max_bins` bins per feature. The bin edges of each feature
+    /// are fitted on at most [`BIN_SAMPLE_ROWS`] rows (a fixed pseudo-random
+    /// sample when there are more, as LightGBM and scikit-learn do), then
+    /// every row is binned. With `parallel`, the work is spread on the
+    /// current rayon pool: call it inside a pool you own.
     ///
     /// # Panics
     /// When `x.len() != n_rows * n_features`.
-    #[inline]
     pub fn from_rows(
         x: &[f32],
         n_rows: usize,
@@ -209,28 +267,120 @@ impl BinnedData {
         parallel: bool,
     ) -> Self {
         assert_eq!(x.len(), n_rows * n_features, "matrix does not match shape");
-        let mut bins = vec![0u8; n_rows * n_features];
-        let one = |(f, col): (usize, &mut [u8])| {
-            let values: Vec<f32> = (0..n_rows).map(|r| x[r * n_features + f]).collect();
-            let m = BinMapper::fit(&values, max_bins);
-            for (b, &v) in col.iter_mut().zip(&values) {
-                *b = m.bin(v);
+        let p = n_features;
+        if n_rows == 0 || p == 0 {
+            return Self {
+                n_rows,
+                bins: Vec::new(),
+                row_bins: Vec::new(),
+                mappers: (0..p).map(|_| BinMapper::fit(&[], max_bins)).collect(),
+            };
+        }
+        // The values the edges are fitted on, column by column, read in
+        // one pass over the (sampled) rows.
+        let sample = bin_sample(n_rows);
+        let fit_rows = sample.as_ref().map_or(n_rows, Vec::len);
+        let mut fit_cols = vec![0f32; fit_rows * p];
+        let row_of = |i: usize| sample.as_ref().map_or(i, |s| s[i]);
+        for i in 0..fit_rows {
+            let r = row_of(i);
+            for (f, &v) in x[r * p..(r + 1) * p].iter().enumerate() {
+                fit_cols[f * fit_rows + i] = v;
             }
-            m
-        };
-        let mappers: Vec<BinMapper> = if n_rows == 0 {
-            (0..n_features)
-                .map(|_| BinMapper::fit(&[], max_bins))
-                .collect()
-        } else if parallel {
-            bins.par_chunks_mut(n_rows).enumerate().map(one).collect()
+        }
+        let fit = |values: &[f32]| BinMapper::fit(values, max_bins);
+        let mut mappers: Vec<BinMapper> = if parallel {
+            fit_cols.par_chunks(fit_rows).map(fit).collect()
         } else {
-            bins.chunks_mut(n_rows).enumerate().map(one).collect()
+            fit_cols.chunks(fit_rows).map(fit).collect()
         };
+        drop(fit_cols);
+
+        // Bin row blocks (reading `x` in order) into row-major bins, then
+        // copy each block into the columns while it is in cache; with a
+        // sample, also note each bin's value range over all rows.
+        let widen = sample.is_some();
+        let mut row_bins = vec![0u8; n_rows * p];
+        let mut bins = vec![0u8; n_rows * p];
+        let n_blocks = n_rows.div_ceil(BIN_BLOCK_ROWS);
+        let mut pieces: Vec<Vec<&mut [u8]>> =
+            (0..n_blocks).map(|_| Vec::with_capacity(p)).collect();
+        for col in bins.chunks_mut(n_rows) {
+            for (b, piece) in col.chunks_mut(BIN_BLOCK_ROWS).enumerate() {
+                pieces[b].push(piece);
+            }
+        }
+        let block =
+            |(c, (out, mut cols)): (usize, (&mut [u8], Vec<&mut [u8]>))| -> Option<Vec<BinMapper>> {
+                let start = c * BIN_BLOCK_ROWS;
+                let mut local = widen.then(|| mappers.clone());
+                for (i, line) in out.chunks_exact_mut(p).enumerate() {
+                    let r = start + i;
+                    for (f, (b, &v)) in line.iter_mut().zip(&x[r * p..(r + 1) * p]).enumerate() {
+                        *b = mappers[f].bin(v);
+                        if let Some(l) = local.as_mut() {
+                            l[f].widen(*b, v);
+                        }
+                    }
+                }
+                for (f, col) in cols.iter_mut().enumerate() {
+                    for (b, line) in col.iter_mut().zip(out.chunks_exact(p)) {
+                        *b = line[f];
+                    }
+                }
+                local
+            };
+        let ranges: Vec<Option<Vec<BinMapper>>> = if parallel {
+            row_bins
+                .par_chunks_mut(BIN_BLOCK_ROWS * p)
+                .zip(pieces)
+                .enumerate()
+                .map(block)
+                .collect()
+        } else {
+            row_bins
+                .chunks_mut(BIN_BLOCK_ROWS * p)
+                .zip(pieces)
+                .enumerate()
+                .map(block)
+                .collect()
+        };
+        for local in ranges.into_iter().flatten() {
+            for (m, l) in mappers.iter_mut().zip(local) {
+                m.merge_ranges(&l);
+            }
+        }
         Self {
             n_rows,
             bins,
+            row_bins,
             mappers,
+        }
+    }
+
+    /// Bins the row-major `x` with these mappers (for validation rows).
+    ///
+    /// # Panics
+    /// When `x.len() != n_rows * self.n_features()`.
+    pub fn bin_like(&self, x: &[f32], n_rows: usize) -> Self {
+        let p = self.n_features();
+        assert_eq!(x.len(), n_rows * p, "matrix does not match shape");
+        let row_bins: Vec<u8> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| self.mappers[i % p.max(1)].bin(v))
+            .collect();
+        let mut bins = vec![0u8; n_rows * p];
+        for (f, col) in bins.chunks_mut(n_rows.max(1)).enumerate().take(p) {
+            for (b, line) in col.iter_mut().zip(row_bins.chunks_exact(p)) {
+                *b = line[f];
+            }
+        }
+        Self {
+            n_rows,
+            bins,
+            row_bins,
+            mappers: self.mappers.clone(),
         }
     }
 
@@ -248,6 +398,19 @@ impl BinnedData {
     #[inline]
     pub fn column(&self, f: usize) -> &[u8] {
         &self.bins[f * self.n_rows..(f + 1) * self.n_rows]
+    }
+
+    /// The bins of row `r`, one per feature.
+    #[inline]
+    pub fn row(&self, r: usize) -> &[u8] {
+        let p = self.n_features();
+        &self.row_bins[r * p..(r + 1) * p]
+    }
+
+    /// All bins row after row (`n_features` per row).
+    #[inline]
+    pub fn row_major(&self) -> &[u8] {
+        &self.row_bins
     }
 
     /// How feature `f` was binned.
@@ -359,6 +522,37 @@ mod tests {
             assert_eq!(m.bin(v), b, "{v}");
         }
         assert_eq!(m.threshold(2), f32::MAX);
+    }
+
+    #[test]
+    fn large_data_fits_edges_on_a_sample_and_keeps_value_ranges() {
+        let n = BIN_SAMPLE_ROWS + 50_001;
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                if i == n - 1 {
+                    f32::NAN
+                } else {
+                    ((i * 7919) % 100_003) as f32
+                }
+            })
+            .collect();
+        let d = BinnedData::from_rows(&x, n, 1, 64, false);
+        let m = d.mapper(0);
+        assert!(m.n_bins() <= 64 && m.has_missing());
+        for (r, &b) in d.column(0).iter().enumerate() {
+            let v = x[r];
+            if v.is_nan() {
+                assert_eq!(b, MISSING_BIN);
+                continue;
+            }
+            let (lo, hi) = m.value_range(b);
+            assert!(lo <= v && v <= hi, "row {r}: {v} outside [{lo}, {hi}]");
+            assert!(v <= m.threshold(b));
+        }
+        let again = BinnedData::from_rows(&x, n, 1, 64, true);
+        assert_eq!(again.column(0), d.column(0));
+        let valid = d.bin_like(&x[..10], 10);
+        assert_eq!(valid.column(0), &d.column(0)[..10]);
     }
 
     #[test]

@@ -25,13 +25,21 @@
 //!   [`Score`] ([`score`]: Gini, entropy, squared error, gradient gain),
 //!   learning where missing values go, with per-child count and weight
 //!   limits ([`SplitFinder`]).
+//! * [`rng`]: the small seeded generator the learners draw samples with;
+//!   [`class_weight`]: scikit-learn's `class_weight` values; [`codec`]:
+//!   reading model bytes without trusting them.
 //!
 //! Nothing here starts threads: [`BinnedData::from_rows`] can spread its
 //! work with rayon, and must then be called inside the pool the caller owns
 //! (see `tessera_core::plugin::with_thread_budget`).
 
 pub mod bin;
+pub mod cache;
+pub mod class_weight;
+pub mod codec;
 pub mod hist;
+pub mod prefetch;
+pub mod rng;
 pub mod rows;
 pub mod score;
 pub mod split;

@@ -33,12 +33,9 @@ impl<S: Copy> RowStore<S> {
     pub fn new(data: &BinnedData, ids: Vec<u32>, stats: Vec<S>) -> Self {
         assert_eq!(ids.len(), stats.len(), "one statistic per row");
         let p = data.n_features();
-        let mut bins = vec![0u8; ids.len() * p];
-        for f in 0..p {
-            let col = data.column(f);
-            for (i, &r) in ids.iter().enumerate() {
-                bins[i * p + f] = col[r as usize];
-            }
+        let mut bins = Vec::with_capacity(ids.len() * p);
+        for &r in &ids {
+            bins.extend_from_slice(data.row(r as usize));
         }
         Self {
             n_features: p,

@@ -416,6 +416,7 @@ impl ModelImpl for StumpModel {
                 ]
                 .into(),
                 values: [self.left.clone(), self.right.clone()].concat().into(),
+                output: Tree::ALL_OUTPUTS,
             }]
             .into(),
         }))

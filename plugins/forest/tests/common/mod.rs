@@ -46,6 +46,7 @@ impl Data {
             weights: self.w.as_deref().map(RSlice::from_slice).into(),
             feature_names: RSlice::from_slice(&self.names),
             task: self.task,
+            valid: None.into(),
         }
     }
 }
@@ -141,6 +142,7 @@ pub fn example_score(learner: &str, name: &str, params: &str, seeds: u64) -> f64
             weights: None.into(),
             feature_names: RSlice::from_slice(&names),
             task,
+            valid: None.into(),
         };
         let model = learner.fit(ctx.as_ref(), data).unwrap();
         let x = MatrixRef::new(&test.x, test.rows, test.cols).unwrap();

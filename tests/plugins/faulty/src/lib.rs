@@ -234,6 +234,7 @@ mod tests {
             weights: ROption::RNone,
             feature_names: names.as_slice().into(),
             task,
+            valid: ROption::RNone,
         };
         let learner = plugin().create_learner(name, "")?;
         learner

@@ -91,6 +91,7 @@ mod tests {
             weights: ROption::RNone,
             feature_names: names.as_slice().into(),
             task: Task::classification(2),
+            valid: ROption::RNone,
         };
         let e = learner
             .fit(NullContext::default().as_ref(), data)

@@ -487,6 +487,7 @@ mod tests {
             weights: tessera_core::abi_stable::std_types::ROption::RNone,
             feature_names: names.as_slice().into(),
             task,
+            valid: None.into(),
         };
         let learner = test_plugin().create_learner("avg", params)?;
         learner.fit(ctx, data).into_result()
@@ -588,6 +589,7 @@ mod tests {
             weights: tessera_core::abi_stable::std_types::ROption::RNone,
             feature_names: names.as_slice().into(),
             task: Task::regression(),
+            valid: None.into(),
         };
         let learner = test_plugin().create_learner("avg", "").unwrap();
         let e = learner

@@ -1,5 +1,5 @@
-//! The plugin's own small random number generator: SplitMix64 to derive and
-//! expand seeds, Xoshiro256** for the draws. Owning it keeps every forest
+//! A small seeded random number generator: SplitMix64 to derive and
+//! expand seeds, Xoshiro256** for the draws. Owning it keeps every model
 //! reproducible from its `random_state` alone, whatever the thread count or
 //! the version of any random-number crate.
 
