@@ -129,7 +129,10 @@ mod tests {
         assert!(text.contains("f19  19"), "{text}");
         assert!(!text.contains("f3 "), "{text}");
         // Keys of one table line up.
-        assert!(text.contains("\n  loss                 log_loss\n"), "{text}");
+        assert!(
+            text.contains("\n  loss                 log_loss\n"),
+            "{text}"
+        );
         assert!(text.contains("\n  n_iter               100\n"), "{text}");
         assert_eq!(render(&json!(null)), "summary     null\n");
     }

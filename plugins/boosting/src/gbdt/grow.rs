@@ -118,17 +118,32 @@ impl Grower {
         })
     }
 
-    /// The best split of a leaf with sums `sum` over `features`.
+    /// The best split of a leaf with sums `sum` (exact count) over
+    /// `features`. Bin counts are the hessian sums when `exact_counts`
+    /// (unit hessians), otherwise estimated from them in proportion to the
+    /// leaf's rows per hessian.
     fn best_split(
         &self,
         data: &Data<'_>,
         h: &[FeatureHist],
         sum: Bin,
         features: &[usize],
+        exact_counts: bool,
     ) -> Option<Split> {
         let p = &self.params;
         let parent = score(sum, p.l2);
         let min_gain = 1e-12 * parent.abs() + 1e-15;
+        let per_hessian = if exact_counts || sum.h <= 0.0 {
+            1.0
+        } else {
+            f64::from(sum.n) / sum.h
+        };
+        let count = |h: f64| (h * per_hessian).round().max(0.0) as u32;
+        let rest = |acc: Bin| Bin {
+            g: sum.g - acc.g,
+            h: sum.h - acc.h,
+            n: sum.n.saturating_sub(acc.n),
+        };
         let mut best: Option<Split> = None;
         let mut consider = |feature: usize, cut: u8, missing_left: bool, left: Bin, right: Bin| {
             if left.n < p.min_samples_leaf
@@ -156,31 +171,37 @@ impl Grower {
                 continue;
             }
             let fh = &h[f];
-            let miss = fh[usize::from(MISSING_BIN)];
-            let present = sum.n - miss.n;
+            let me = fh[usize::from(MISSING_BIN)];
+            let miss = Bin {
+                g: me.g,
+                h: me.h,
+                n: count(me.h),
+            };
             let mut acc = Bin::default();
-            for (b, &bin) in fh[..m.n_bins()].iter().enumerate() {
-                acc = acc.plus(bin);
-                if acc.n == 0 {
+            let mut acc_h = 0.0f64;
+            for (b, e) in fh[..m.n_bins()].iter().enumerate() {
+                if e.h == 0.0 && e.g == 0.0 {
                     continue;
                 }
-                let right = sum.minus(acc);
-                if miss.n == 0 {
-                    if acc.n == present {
-                        break;
-                    }
+                acc_h += e.h;
+                acc = Bin {
+                    g: acc.g + e.g,
+                    h: acc_h,
+                    n: count(acc_h),
+                };
+                let right = rest(acc);
+                if miss.h <= 0.0 {
                     // No missing values here: unseen ones go to the larger
                     // child.
-                    consider(f, b as u8, acc.n >= right.n, acc, right);
+                    consider(f, b as u8, acc.h >= right.h, acc, right);
                 } else {
                     consider(f, b as u8, false, acc, right);
-                    if acc.n < present {
-                        let left = acc.plus(miss);
-                        consider(f, b as u8, true, left, sum.minus(left));
-                    }
-                }
-                if acc.n == present {
-                    break;
+                    let left = Bin {
+                        g: acc.g + miss.g,
+                        h: acc.h + miss.h,
+                        n: count(acc.h + miss.h),
+                    };
+                    consider(f, b as u8, true, left, rest(left));
                 }
             }
         }
@@ -193,8 +214,9 @@ impl Grower {
 
     /// Grows one tree on the rows `idx` (reordered: each leaf's rows end up
     /// contiguous) with gradients `gh`, splitting only on `features`
-    /// (all when `None`). Adds each split's gain and count to `gains` and
-    /// `splits` per feature.
+    /// (all when `None`). With `unit_hessian` every row's hessian is 1, so
+    /// histogram hessian sums are row counts. Adds each split's gain and
+    /// count to `gains` and `splits` per feature.
     #[allow(clippy::too_many_arguments)]
     pub fn grow(
         &mut self,
@@ -217,22 +239,19 @@ impl Grower {
         let p = self.params;
         let root_hist = self.take();
         let mut out = std::mem::take(&mut self.pool[root_hist]);
-        hist::build(
-            &mut out,
-            &mut self.scratch,
-            &data.rows,
-            idx,
-            gh,
-            features,
-            unit_hessian,
-        );
-        let sum = out[feature_list[0]]
+        hist::build(&mut out, &mut self.scratch, &data.rows, idx, gh, features);
+        let (g, h) = out[feature_list[0]]
             .iter()
-            .fold(Bin::default(), |a, b| a.plus(*b));
+            .fold((0.0, 0.0), |(g, h), e| (g + e.g, h + e.h));
+        let sum = Bin {
+            g,
+            h,
+            n: idx.len() as u32,
+        };
         self.pool[root_hist] = out;
         let mut nodes = vec![Node::leaf(0.0)];
         let split = if self.can_split(idx.len(), 0) {
-            self.best_split(data, &self.pool[root_hist], sum, feature_list)
+            self.best_split(data, &self.pool[root_hist], sum, feature_list, unit_hessian)
         } else {
             None
         };
@@ -266,6 +285,22 @@ impl Grower {
                     s.cut,
                     s.missing_left,
                 );
+            // Estimated counts can be off: a split leaving a child short of
+            // min_samples_leaf rows is not made, and the leaf stays a leaf.
+            let (n_left, n_right) = (mid - leaf.lo, leaf.hi - mid);
+            let least = p.min_samples_leaf as usize;
+            if n_left < least || n_right < least {
+                if let Some(h) = leaf.hist {
+                    self.free.push(h);
+                }
+                done.push(Leaf {
+                    lo: leaf.lo,
+                    hi: leaf.hi,
+                    node: leaf.node,
+                    sum: leaf.sum,
+                });
+                continue;
+            }
             let (l, r) = (nodes.len(), nodes.len() + 1);
             nodes[leaf.node] = Node {
                 feature: s.feature as u32,
@@ -283,7 +318,10 @@ impl Grower {
             leaves += 1;
 
             let depth = leaf.depth + 1;
-            let children = [(leaf.lo, mid, s.left, l), (mid, leaf.hi, s.right, r)];
+            let (mut left_sum, mut right_sum) = (s.left, s.right);
+            left_sum.n = n_left as u32;
+            right_sum.n = n_right as u32;
+            let children = [(leaf.lo, mid, left_sum, l), (mid, leaf.hi, right_sum, r)];
             let splittable = |c: &(usize, usize, Bin, usize)| {
                 leaves < p.max_leaves && self.can_split(c.1 - c.0, depth)
             };
@@ -308,7 +346,6 @@ impl Grower {
                     &idx[lo..hi],
                     gh,
                     features,
-                    unit_hessian,
                 );
                 let mut parent = std::mem::take(&mut self.pool[parent_hist]);
                 if want[large] {
@@ -324,7 +361,7 @@ impl Grower {
             for (c, child) in children.iter().enumerate() {
                 let split = match hists[c] {
                     Some(h) if want[c] => {
-                        self.best_split(data, &self.pool[h], child.2, feature_list)
+                        self.best_split(data, &self.pool[h], child.2, feature_list, unit_hessian)
                     }
                     _ => None,
                 };
@@ -392,28 +429,26 @@ const PARALLEL_PARTITION: usize = 64 * 1024;
 pub fn partition(idx: &mut [u32], col: &[u8], cut: u8, missing_left: bool) -> usize {
     let goes_left = |i: u32| {
         let b = col[i as usize];
-        if b == MISSING_BIN {
-            missing_left
-        } else {
-            b <= cut
-        }
+        (b <= cut) & (b != MISSING_BIN) | (b == MISSING_BIN) & missing_left
     };
+    // Branch-free: every row is written both to the next left slot (in
+    // place: it never passes the read position) and to the next right
+    // slot, and only the matching counter advances.
     let stable = |chunk: &mut [u32]| -> usize {
-        let mut right = Vec::with_capacity(chunk.len() / 2);
-        let mut l = 0;
+        let mut right = vec![0u32; chunk.len()];
+        let (mut l, mut r) = (0usize, 0usize);
         for k in 0..chunk.len() {
             if let Some(&j) = chunk.get(k + 32) {
                 prefetch(&col[j as usize]);
             }
             let i = chunk[k];
-            if goes_left(i) {
-                chunk[l] = i;
-                l += 1;
-            } else {
-                right.push(i);
-            }
+            let left = goes_left(i);
+            chunk[l] = i;
+            right[r] = i;
+            l += usize::from(left);
+            r += usize::from(!left);
         }
-        chunk[l..].copy_from_slice(&right);
+        chunk[l..].copy_from_slice(&right[..r]);
         l
     };
     let threads = rayon::current_num_threads();
@@ -564,6 +599,62 @@ mod tests {
         );
         let grown = g.grow(&data, &mut idx, &gh, None, true, &mut gains, &mut splits);
         assert_eq!(grown.tree.n_leaves(), 1);
+    }
+
+    /// With uneven hessians counts are estimated; every leaf still has at
+    /// least min_samples_leaf rows.
+    #[test]
+    fn min_samples_leaf_holds_with_estimated_counts() {
+        let n = 3000usize;
+        let x: Vec<f32> = (0..n * 2).map(|i| ((i * 7919) % 1009) as f32).collect();
+        let cols = BinnedData::from_rows(&x, n, 2, 255, false);
+        // Hessians from 0.001 to 0.25 (log loss), gradients with signal.
+        let gh: Vec<[f32; 2]> = (0..n)
+            .map(|i| {
+                let h = 0.001 + 0.249 * ((i * 31 % 97) as f32 / 96.0);
+                let g = if x[i * 2] < 500.0 { -0.4 } else { 0.3 } + ((i % 13) as f32 - 6.0) * 0.01;
+                [g, h]
+            })
+            .collect();
+        let nb: Vec<usize> = (0..2).map(|f| cols.mapper(f).n_bins()).collect();
+        let data = Data {
+            rows: RowBins {
+                bins: cols.row_major(),
+                n_features: 2,
+                n_bins: &nb,
+            },
+            cols: &cols,
+        };
+        for least in [1u32, 20, 150] {
+            let params = GrowParams {
+                max_leaves: 63,
+                max_depth: usize::MAX,
+                min_samples_leaf: least,
+                l2: 0.0,
+                min_hessian: 1e-3,
+                learning_rate: 0.1,
+            };
+            let mut g = Grower::new(params, 2);
+            let mut idx: Vec<u32> = (0..n as u32).collect();
+            let grown = g.grow(
+                &data,
+                &mut idx,
+                &gh,
+                None,
+                false,
+                &mut [0.0; 2],
+                &mut [0; 2],
+            );
+            assert!(
+                grown.tree.n_leaves() >= 2,
+                "{least}: {}",
+                grown.tree.n_leaves()
+            );
+            for leaf in &grown.leaves {
+                assert!(leaf.hi - leaf.lo >= least as usize, "{least}: {leaf:?}");
+                assert_eq!(leaf.sum.n as usize, leaf.hi - leaf.lo);
+            }
+        }
     }
 
     #[test]

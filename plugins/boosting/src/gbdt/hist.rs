@@ -1,17 +1,24 @@
 //! Gradient histograms: per feature and bin, the sums of the gradients and
-//! hessians of a leaf's rows, and their count.
+//! hessians of a leaf's rows.
 //!
 //! Histograms are built row by row from the row-major bin matrix (one
 //! row's bins are adjacent, so a row costs one cache line whichever
-//! features are used), in parallel over blocks of the leaf's rows within
-//! the thread budget: each block fills its own histogram and the blocks are
-//! summed. A leaf's sibling is never built: its histogram is the parent's
-//! minus the leaf's (the subtraction trick).
+//! features are used), in blocks of the leaf's rows built in parallel
+//! within the thread budget and summed in order. A leaf's sibling is never
+//! built: its histogram is the parent's minus the leaf's (the subtraction
+//! trick).
+//!
+//! An entry is two `f64` (16 bytes, one vector add per row and feature).
+//! Row counts are not summed: without sample weights and with a unit
+//! hessian (the regression losses) a bin's hessian sum is its row count;
+//! otherwise the split search estimates counts from hessians, as LightGBM
+//! does, and the grower checks the exact counts when it partitions.
 
 use rayon::prelude::*;
 use tessera_trees::{MISSING_BIN, N_BINS, prefetch::prefetch};
 
-/// One bin's sums.
+/// Sums over rows: gradient, hessian and (for a leaf or a split side, not
+/// a histogram bin) the exact row count.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Bin {
     /// Sum of gradients.
@@ -22,37 +29,39 @@ pub struct Bin {
     pub n: u32,
 }
 
-impl Bin {
-    /// `self + o`.
+/// One histogram bin: gradient and hessian sums.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(16))]
+pub struct Entry {
+    /// Sum of gradients.
+    pub g: f64,
+    /// Sum of hessians.
+    pub h: f64,
+}
+
+impl Entry {
     #[inline]
-    pub fn plus(self, o: Bin) -> Bin {
-        Bin {
+    fn plus(self, o: Entry) -> Entry {
+        Entry {
             g: self.g + o.g,
             h: self.h + o.h,
-            n: self.n + o.n,
         }
     }
 
-    /// `self - o`.
     #[inline]
-    pub fn minus(self, o: Bin) -> Bin {
-        Bin {
+    fn minus(self, o: Entry) -> Entry {
+        Entry {
             g: self.g - o.g,
             h: self.h - o.h,
-            n: self.n - o.n,
         }
     }
 }
 
 /// One feature's histogram.
-pub type FeatureHist = [Bin; N_BINS];
+pub type FeatureHist = [Entry; N_BINS];
 
 /// An empty feature histogram.
-pub const EMPTY: FeatureHist = [Bin {
-    g: 0.0,
-    h: 0.0,
-    n: 0,
-}; N_BINS];
+pub const EMPTY: FeatureHist = [Entry { g: 0.0, h: 0.0 }; N_BINS];
 
 /// How many rows ahead of use a row's data is prefetched.
 const PREFETCH_AHEAD: usize = 24;
@@ -79,13 +88,13 @@ pub struct RowBins<'a> {
 /// Sets the bins feature `f` uses to zero.
 #[inline]
 fn clear_used(fh: &mut FeatureHist, nb: usize) {
-    fh[..nb].fill(Bin::default());
-    fh[usize::from(MISSING_BIN)] = Bin::default();
+    fh[..nb].fill(Entry::default());
+    fh[usize::from(MISSING_BIN)] = Entry::default();
 }
 
 /// Applies `op` to the bins a feature with `nb` present bins uses.
 #[inline]
-fn each_used(a: &mut FeatureHist, b: &FeatureHist, nb: usize, op: impl Fn(Bin, Bin) -> Bin) {
+fn each_used(a: &mut FeatureHist, b: &FeatureHist, nb: usize, op: impl Fn(Entry, Entry) -> Entry) {
     for (x, y) in a[..nb].iter_mut().zip(&b[..nb]) {
         *x = op(*x, *y);
     }
@@ -94,16 +103,13 @@ fn each_used(a: &mut FeatureHist, b: &FeatureHist, nb: usize, op: impl Fn(Bin, B
 }
 
 /// Adds the rows `idx` to `hist` (one entry per feature; only `features`
-/// are touched, or all when `None`). With `unit_hessian` (every row's
-/// hessian is 1), hessians are not summed: `h` is filled in from the
-/// counts by [`fill_unit_hessians`].
+/// are touched, or all when `None`).
 fn accumulate(
     hist: &mut [FeatureHist],
     rows: &RowBins<'_>,
     idx: &[u32],
     gh: &[[f32; 2]],
     features: Option<&[usize]>,
-    unit_hessian: bool,
 ) {
     let p = rows.n_features;
     // A leaf's rows are ascending but scattered: fetch rows a few
@@ -122,20 +128,13 @@ fn accumulate(
                 let i = i as usize;
                 let line = &rows.bins[i * p..(i + 1) * p];
                 let [g, h] = gh[i];
-                let (g, h) = (f64::from(g), f64::from(h));
-                if unit_hessian {
-                    for (fh, &b) in hist.iter_mut().zip(line) {
-                        let e = &mut fh[usize::from(b)];
-                        e.g += g;
-                        e.n += 1;
-                    }
-                } else {
-                    for (fh, &b) in hist.iter_mut().zip(line) {
-                        let e = &mut fh[usize::from(b)];
-                        e.g += g;
-                        e.h += h;
-                        e.n += 1;
-                    }
+                let add = Entry {
+                    g: f64::from(g),
+                    h: f64::from(h),
+                };
+                for (fh, &b) in hist.iter_mut().zip(line) {
+                    let e = &mut fh[usize::from(b)];
+                    *e = e.plus(add);
                 }
             }
         }
@@ -145,12 +144,13 @@ fn accumulate(
                 let i = i as usize;
                 let line = &rows.bins[i * p..(i + 1) * p];
                 let [g, h] = gh[i];
-                let (g, h) = (f64::from(g), f64::from(h));
+                let add = Entry {
+                    g: f64::from(g),
+                    h: f64::from(h),
+                };
                 for &f in features {
                     let e = &mut hist[f][usize::from(line[f])];
-                    e.g += g;
-                    e.h += h;
-                    e.n += 1;
+                    *e = e.plus(add);
                 }
             }
         }
@@ -169,65 +169,47 @@ pub fn build(
     idx: &[u32],
     gh: &[[f32; 2]],
     features: Option<&[usize]>,
-    unit_hessian: bool,
 ) {
     let nb = rows.n_bins;
     let clear = |h: &mut [FeatureHist]| match features {
         None => h.iter_mut().zip(nb).for_each(|(fh, &n)| clear_used(fh, n)),
         Some(fs) => fs.iter().for_each(|&f| clear_used(&mut h[f], nb[f])),
     };
-    // Unit hessians are filled in from the counts afterwards.
-    let unit = unit_hessian && features.is_none();
     // The block count depends on the rows alone, never on the threads, so
     // sums (and so models) are the same on any thread budget.
     let blocks = (idx.len() / PARALLEL_ROWS).clamp(1, MAX_BLOCKS);
     if blocks == 1 {
         clear(out);
-        accumulate(out, rows, idx, gh, features, unit);
-    } else {
-        let per = idx.len().div_ceil(blocks);
-        let mut targets: Vec<&mut [FeatureHist]> = Vec::with_capacity(blocks);
-        targets.push(out);
-        for s in scratch.iter_mut().take(blocks - 1) {
-            targets.push(s.as_mut_slice());
-        }
-        assert_eq!(
-            targets.len(),
-            blocks,
-            "one scratch histogram set per extra block"
-        );
-        targets
-            .par_iter_mut()
-            .zip(idx.par_chunks(per))
-            .for_each(|(h, chunk)| {
-                clear(h);
-                accumulate(h, rows, chunk, gh, features, unit);
-            });
-        let (first, rest) = targets.split_first_mut().expect("one block at least");
-        let add = |f: usize, first: &mut [FeatureHist]| {
-            for other in rest.iter() {
-                each_used(&mut first[f], &other[f], nb[f], Bin::plus);
-            }
-        };
-        match features {
-            None => (0..first.len()).for_each(|f| add(f, first)),
-            Some(fs) => fs.iter().for_each(|&f| add(f, first)),
-        }
+        accumulate(out, rows, idx, gh, features);
+        return;
     }
-    if unit {
-        fill_unit_hessians(out, nb);
+    let per = idx.len().div_ceil(blocks);
+    let mut targets: Vec<&mut [FeatureHist]> = Vec::with_capacity(blocks);
+    targets.push(out);
+    for s in scratch.iter_mut().take(blocks - 1) {
+        targets.push(s.as_mut_slice());
     }
-}
-
-/// Without sample weights and with unit hessians, a bin's hessian sum is
-/// its count.
-fn fill_unit_hessians(hist: &mut [FeatureHist], nb: &[usize]) {
-    for (fh, &n) in hist.iter_mut().zip(nb) {
-        for e in fh[..n].iter_mut() {
-            e.h = f64::from(e.n);
+    assert_eq!(
+        targets.len(),
+        blocks,
+        "one scratch histogram set per extra block"
+    );
+    targets
+        .par_iter_mut()
+        .zip(idx.par_chunks(per))
+        .for_each(|(h, chunk)| {
+            clear(h);
+            accumulate(h, rows, chunk, gh, features);
+        });
+    let (first, rest) = targets.split_first_mut().expect("one block at least");
+    let add = |f: usize, first: &mut [FeatureHist]| {
+        for other in rest.iter() {
+            each_used(&mut first[f], &other[f], nb[f], Entry::plus);
         }
-        let m = &mut fh[usize::from(MISSING_BIN)];
-        m.h = f64::from(m.n);
+    };
+    match features {
+        None => (0..first.len()).for_each(|f| add(f, first)),
+        Some(fs) => fs.iter().for_each(|&f| add(f, first)),
     }
 }
 
@@ -242,12 +224,12 @@ pub fn subtract(
     match features {
         None => {
             for ((p, c), &nb) in parent.iter_mut().zip(child).zip(n_bins) {
-                each_used(p, c, nb, Bin::minus);
+                each_used(p, c, nb, Entry::minus);
             }
         }
         Some(fs) => fs
             .iter()
-            .for_each(|&f| each_used(&mut parent[f], &child[f], n_bins[f], Bin::minus)),
+            .for_each(|&f| each_used(&mut parent[f], &child[f], n_bins[f], Entry::minus)),
     }
 }
 
@@ -270,7 +252,6 @@ mod tests {
                 let e = &mut h[f][usize::from(bins[i as usize * p + f])];
                 e.g += f64::from(gh[i as usize][0]);
                 e.h += f64::from(gh[i as usize][1]);
-                e.n += 1;
             }
         }
         h
@@ -295,31 +276,20 @@ mod tests {
                 .unwrap();
             let mut out = vec![EMPTY; p];
             let mut scratch = vec![vec![EMPTY; p]; MAX_BLOCKS - 1];
-            pool.install(|| build(&mut out, &mut scratch, &rows, &idx, &gh, None, false));
+            pool.install(|| build(&mut out, &mut scratch, &rows, &idx, &gh, None));
             for f in 0..p {
                 for b in 0..N_BINS {
-                    assert_eq!(out[f][b].n, expected[f][b].n);
                     assert!((out[f][b].g - expected[f][b].g).abs() < 1e-6);
                     assert!((out[f][b].h - expected[f][b].h).abs() < 1e-6);
                 }
             }
             // Identical sums on any thread count.
             let mut single = vec![EMPTY; p];
-            build(&mut single, &mut scratch, &rows, &idx, &gh, None, false);
+            build(&mut single, &mut scratch, &rows, &idx, &gh, None);
             assert_eq!(single, out);
             // A subset touches only its features.
             let mut sub = vec![EMPTY; p];
-            pool.install(|| {
-                build(
-                    &mut sub,
-                    &mut scratch,
-                    &rows,
-                    &idx,
-                    &gh,
-                    Some(&[1, 3]),
-                    false,
-                )
-            });
+            pool.install(|| build(&mut sub, &mut scratch, &rows, &idx, &gh, Some(&[1, 3])));
             assert_eq!(sub[1], expected[1]);
             assert_eq!(sub[3], expected[3]);
             assert_eq!(sub[0], EMPTY);
@@ -339,14 +309,14 @@ mod tests {
         let all: Vec<u32> = (0..n as u32).collect();
         let (left, right): (Vec<u32>, Vec<u32>) = all.iter().partition(|&&i| i % 4 == 1);
         let mut parent = vec![EMPTY; p];
-        build(&mut parent, &mut [], &rows, &all, &gh, None, false);
+        build(&mut parent, &mut [], &rows, &all, &gh, None);
         let mut small = vec![EMPTY; p];
-        build(&mut small, &mut [], &rows, &left, &gh, None, false);
+        build(&mut small, &mut [], &rows, &left, &gh, None);
         subtract(&mut parent, &small, None, &nb);
         let expected = naive(&bins, p, &right, &gh);
         for f in 0..p {
             for b in 0..N_BINS {
-                assert_eq!(parent[f][b].n, expected[f][b].n);
+                assert!((parent[f][b].h - expected[f][b].h).abs() < 1e-9);
                 assert!((parent[f][b].g - expected[f][b].g).abs() < 1e-9);
             }
         }
@@ -365,7 +335,12 @@ mod tests {
         };
         let idx: Vec<u32> = (0..n as u32).collect();
         let mut a = vec![EMPTY; p];
-        build(&mut a, &mut [], &rows, &idx, &gh, None, true);
-        assert_eq!(a, naive(&bins, p, &idx, &gh));
+        build(&mut a, &mut [], &rows, &idx, &gh, None);
+        for f in 0..p {
+            for b in 0..13u8 {
+                let count = (0..n).filter(|&i| bins[i * p + f] == b).count();
+                assert_eq!(a[f][usize::from(b)].h, count as f64);
+            }
+        }
     }
 }
