@@ -138,7 +138,8 @@ impl Grower {
         } else {
             f64::from(sum.n) / sum.h
         };
-        let count = |h: f64| (h * per_hessian).round().max(0.0) as u32;
+        // Rounded to nearest; `as` saturates the rare negative (noise) to 0.
+        let count = |h: f64| (h * per_hessian + 0.5) as u32;
         let rest = |acc: Bin| Bin {
             g: sum.g - acc.g,
             h: sum.h - acc.h,
@@ -190,6 +191,15 @@ impl Grower {
                     n: count(acc_h),
                 };
                 let right = rest(acc);
+                // The left side only grows and the right only shrinks: skip
+                // cuts whose left side is too small either way, and stop
+                // once the right side is.
+                if right.n < p.min_samples_leaf {
+                    break;
+                }
+                if acc.n + miss.n < p.min_samples_leaf {
+                    continue;
+                }
                 if miss.h <= 0.0 {
                     // No missing values here: unseen ones go to the larger
                     // child.
@@ -206,6 +216,18 @@ impl Grower {
             }
         }
         best
+    }
+
+    /// The histograms of rows `idx`.
+    fn build_hist(
+        &mut self,
+        out: &mut [FeatureHist],
+        data: &Data<'_>,
+        idx: &[u32],
+        gh: &[[f32; 2]],
+        features: Option<&[usize]>,
+    ) {
+        hist::build(out, &mut self.scratch, &data.rows, idx, gh, features);
     }
 
     fn can_split(&self, n: usize, depth: usize) -> bool {
@@ -239,7 +261,7 @@ impl Grower {
         let p = self.params;
         let root_hist = self.take();
         let mut out = std::mem::take(&mut self.pool[root_hist]);
-        hist::build(&mut out, &mut self.scratch, &data.rows, idx, gh, features);
+        self.build_hist(&mut out, data, idx, gh, features);
         let (g, h) = out[feature_list[0]]
             .iter()
             .fold((0.0, 0.0), |(g, h), e| (g + e.g, h + e.h));
@@ -339,14 +361,7 @@ impl Grower {
                 let sh = self.take();
                 let mut small_hist = std::mem::take(&mut self.pool[sh]);
                 let (lo, hi) = (children[small].0, children[small].1);
-                hist::build(
-                    &mut small_hist,
-                    &mut self.scratch,
-                    &data.rows,
-                    &idx[lo..hi],
-                    gh,
-                    features,
-                );
+                self.build_hist(&mut small_hist, data, &idx[lo..hi], gh, features);
                 let mut parent = std::mem::take(&mut self.pool[parent_hist]);
                 if want[large] {
                     hist::subtract(&mut parent, &small_hist, features, data.rows.n_bins);
@@ -358,13 +373,25 @@ impl Grower {
             } else {
                 self.free.push(parent_hist);
             }
+            // The two children's split searches are independent: run them
+            // side by side.
+            let search = |c: usize| match hists[c] {
+                Some(h) if want[c] => self.best_split(
+                    data,
+                    &self.pool[h],
+                    children[c].2,
+                    feature_list,
+                    unit_hessian,
+                ),
+                _ => None,
+            };
+            let found = if want[0] && want[1] {
+                rayon::join(|| search(0), || search(1))
+            } else {
+                (search(0), search(1))
+            };
             for (c, child) in children.iter().enumerate() {
-                let split = match hists[c] {
-                    Some(h) if want[c] => {
-                        self.best_split(data, &self.pool[h], child.2, feature_list, unit_hessian)
-                    }
-                    _ => None,
-                };
+                let split = if c == 0 { found.0 } else { found.1 };
                 let hist = match (split, hists[c]) {
                     (Some(_), h) => h,
                     (None, Some(h)) => {
@@ -422,7 +449,7 @@ impl Grower {
 }
 
 /// Rows above which a partition runs in parallel.
-const PARALLEL_PARTITION: usize = 64 * 1024;
+const PARALLEL_PARTITION: usize = 16 * 1024;
 
 /// Reorders `idx` stably so the rows going left (bin `<= cut`, or missing
 /// with `missing_left`) come first; returns how many do.

@@ -67,10 +67,10 @@ pub const EMPTY: FeatureHist = [Entry { g: 0.0, h: 0.0 }; N_BINS];
 const PREFETCH_AHEAD: usize = 24;
 
 /// Rows per block below which a histogram is built in one pass.
-const PARALLEL_ROWS: usize = 8 * 1024;
+const PARALLEL_ROWS: usize = 2 * 1024;
 /// The most blocks a histogram is built in (and the scratch sets needed,
 /// plus one): enough to keep a few threads busy.
-pub const MAX_BLOCKS: usize = 8;
+pub const MAX_BLOCKS: usize = 4;
 
 /// The training rows' bins, row-major: row `i`'s bins are
 /// `bins[i * n_features..][..n_features]`.
@@ -117,7 +117,9 @@ fn accumulate(
     let ahead = |k: usize| {
         if let Some(&j) = idx.get(k + PREFETCH_AHEAD) {
             let j = j as usize;
+            // A row may straddle two cache lines: fetch both ends.
             prefetch(&rows.bins[j * p]);
+            prefetch(&rows.bins[j * p + p - 1]);
             prefetch(&gh[j]);
         }
     };
