@@ -21,11 +21,12 @@ use tessera_trees::{
 };
 
 use super::{
-    grow::{Data, GrowParams, Grower},
+    grow::{Data, GrowParams, Grower, Grown},
     hist::RowBins,
     loss::Loss,
     model::{GbdtModel, History},
     params::{Config, Early, LossKind, MIN_HESSIAN},
+    tree::Tree,
 };
 
 /// Rows above which `early_stopping = "auto"` turns early stopping on.
@@ -139,6 +140,105 @@ struct Valid {
     raw: Vec<f64>,
 }
 
+impl Valid {
+    /// The rows of the row-major `x` binned as `train` was.
+    fn new(train: &BinnedData, x: &[f32], y: Vec<f32>, w: Option<Vec<f32>>) -> Self {
+        let n = y.len();
+        Self {
+            bins: train.bin_like(x, n),
+            w: w.unwrap_or_else(|| vec![1.0; n]),
+            y,
+            raw: Vec::new(),
+        }
+    }
+
+    /// Sets every row's raw scores to `base` (class-major).
+    fn start(&mut self, base: &[f64]) {
+        let n = self.y.len();
+        self.raw = base
+            .iter()
+            .flat_map(|&b| std::iter::repeat_n(b, n))
+            .collect();
+    }
+
+    /// Adds `tree`, serving output `c`, to the raw scores.
+    fn add(&mut self, tree: &Tree, c: usize) {
+        let n = self.y.len();
+        let bins = &self.bins;
+        self.raw[c * n..(c + 1) * n]
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(16 * 1024)
+            .for_each(|(i, r)| *r += f64::from(tree.value_binned(bins, i)));
+    }
+}
+
+/// The training targets, weights and current scores of one output.
+struct Residuals<'a> {
+    y: &'a [f32],
+    w: &'a [f32],
+    raw: &'a [f64],
+}
+
+impl Residuals<'_> {
+    /// Sets each leaf's value to the loss's best constant for its rows'
+    /// residuals `y - raw`, times the learning rate (absolute error,
+    /// quantile and huber losses; `buf` is scratch).
+    fn refit_leaves(
+        &self,
+        grown: &mut Grown,
+        idx: &[u32],
+        loss: &Loss,
+        learning_rate: f64,
+        delta: f64,
+        buf: &mut Vec<(f64, f64)>,
+    ) {
+        for leaf in &grown.leaves {
+            buf.clear();
+            buf.extend(idx[leaf.lo..leaf.hi].iter().map(|&i| {
+                let i = i as usize;
+                (f64::from(self.y[i]) - self.raw[i], f64::from(self.w[i]))
+            }));
+            let v = learning_rate * loss.refit(buf, delta);
+            grown.tree.nodes[leaf.node].value = v as f32;
+        }
+    }
+}
+
+/// Each row's weight: its sample weight (1 without) times its class's
+/// weight.
+fn row_weights(cfg: &Config, data: &TrainData<'_>, n_classes: usize) -> Vec<f32> {
+    let y: &[f32] = &data.y;
+    let mut w: Vec<f32> = match data.weights.into_option() {
+        Some(w) => w.to_vec(),
+        None => vec![1.0; y.len()],
+    };
+    if n_classes == 0 {
+        return w;
+    }
+    let per_class = match &cfg.class_weight {
+        ClassWeight::None | ClassWeight::BalancedSubsample => return w,
+        ClassWeight::Balanced => balanced(
+            y.iter().map(|&c| c as usize),
+            std::iter::repeat(1.0),
+            n_classes,
+        ),
+        ClassWeight::Given(given) => {
+            let mut v = vec![1.0; n_classes];
+            for &(c, wc) in given {
+                if let Some(s) = v.get_mut(c) {
+                    *s = wc;
+                }
+            }
+            v
+        }
+    };
+    for (w, &c) in w.iter_mut().zip(y) {
+        *w *= per_class[c as usize] as f32;
+    }
+    w
+}
+
 fn fit(
     cfg: &Config,
     ctx: &HostContextRef<'_>,
@@ -161,35 +261,7 @@ fn fit(
     let seed = cfg.random_state.unwrap_or_else(entropy_seed);
     let mut rng = Rng::new(tree_seed(seed, u64::MAX));
 
-    // Row weights: sample weight times class weight.
-    let mut w_all: Vec<f32> = match data.weights.into_option() {
-        Some(w) => w.to_vec(),
-        None => vec![1.0; y_all.len()],
-    };
-    if n_classes > 0 {
-        let per_class = match &cfg.class_weight {
-            ClassWeight::None | ClassWeight::BalancedSubsample => None,
-            ClassWeight::Balanced => Some(balanced(
-                y_all.iter().map(|&c| c as usize),
-                std::iter::repeat(1.0),
-                n_classes,
-            )),
-            ClassWeight::Given(given) => {
-                let mut v = vec![1.0; n_classes];
-                for &(c, wc) in given {
-                    if let Some(s) = v.get_mut(c) {
-                        *s = wc;
-                    }
-                }
-                Some(v)
-            }
-        };
-        if let Some(pc) = per_class {
-            for (w, &c) in w_all.iter_mut().zip(y_all) {
-                *w *= pc[c as usize] as f32;
-            }
-        }
-    }
+    let w_all = row_weights(cfg, data, n_classes);
 
     // Validation data: given, split off, or none.
     let given = data.valid.into_option();
@@ -228,28 +300,20 @@ fn fit(
     let cols = BinnedData::from_rows(x_train, n, p, cfg.max_bins, threads > 1);
 
     let mut valid: Option<Valid> = match (given, &held) {
-        (Some(v), _) => {
-            let nv = v.x.rows();
-            Some(Valid {
-                bins: cols.bin_like(v.x.as_slice(), nv),
-                y: v.y.to_vec(),
-                w: v.weights
-                    .into_option()
-                    .map_or_else(|| vec![1.0; nv], |w| w.to_vec()),
-                raw: Vec::new(),
-            })
-        }
-        (None, Some(h)) => {
-            let vx = gather(x, p, h);
-            Some(Valid {
-                bins: cols.bin_like(&vx, h.len()),
-                y: h.iter().map(|&i| y_all[i]).collect(),
-                w: h.iter()
-                    .map(|&i| data.weights.into_option().map_or(1.0, |w| w[i]))
-                    .collect(),
-                raw: Vec::new(),
-            })
-        }
+        (Some(v), _) => Some(Valid::new(
+            &cols,
+            v.x.as_slice(),
+            v.y.to_vec(),
+            v.weights.into_option().map(|w| w.to_vec()),
+        )),
+        (None, Some(h)) => Some(Valid::new(
+            &cols,
+            &gather(x, p, h),
+            h.iter().map(|&i| y_all[i]).collect(),
+            data.weights
+                .into_option()
+                .map(|w| h.iter().map(|&i| w[i]).collect()),
+        )),
         _ => None,
     };
     drop(owned_x);
@@ -260,11 +324,7 @@ fn fit(
         .flat_map(|&b| std::iter::repeat_n(b, n))
         .collect();
     if let Some(v) = valid.as_mut() {
-        let nv = v.y.len();
-        v.raw = base
-            .iter()
-            .flat_map(|&b| std::iter::repeat_n(b, nv))
-            .collect();
+        v.start(&base);
     }
     let mut gh = vec![[0.0f32; 2]; n * k];
     let curve_rows: Vec<u32> = sample_without_replacement(n, CURVE_ROWS, &mut rng)
@@ -342,15 +402,19 @@ fn fit(
             );
             let raw_c = &mut raw[c * n..(c + 1) * n];
             if loss.refits_leaves() {
-                for leaf in &grown.leaves {
-                    residuals.clear();
-                    residuals.extend(idx[leaf.lo..leaf.hi].iter().map(|&i| {
-                        let i = i as usize;
-                        (f64::from(y_train[i]) - raw_c[i], f64::from(w_train[i]))
-                    }));
-                    let v = cfg.learning_rate * loss.refit(&mut residuals, delta);
-                    grown.tree.nodes[leaf.node].value = v as f32;
-                }
+                let fit = Residuals {
+                    y: &y_train,
+                    w: &w_train,
+                    raw: raw_c,
+                };
+                fit.refit_leaves(
+                    &mut grown,
+                    &idx,
+                    &loss,
+                    cfg.learning_rate,
+                    delta,
+                    &mut residuals,
+                );
             }
             for leaf in &grown.leaves {
                 let v = f64::from(grown.tree.nodes[leaf.node].value);
@@ -368,13 +432,7 @@ fn fit(
                     .for_each(|(i, r)| *r += f64::from(tree.value_binned(&cols, i)));
             }
             if let Some(v) = valid.as_mut() {
-                let nv = v.y.len();
-                let bins = &v.bins;
-                v.raw[c * nv..(c + 1) * nv]
-                    .par_iter_mut()
-                    .enumerate()
-                    .with_min_len(16 * 1024)
-                    .for_each(|(i, r)| *r += f64::from(tree.value_binned(bins, i)));
+                v.add(&tree, c);
             }
             trees.push(tree);
         }
