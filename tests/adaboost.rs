@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::util::{TempDir, data, plugin_dir, read, s, tessera};
+use crate::util::{TempDir, data, eval_json, plugin_dir, predict, read, s, tessera, train};
 
 const PLUGINS: &[&str] = &["tessera_forest", "tessera_boosting", "tessera_linear"];
 
@@ -17,41 +17,12 @@ fn train_eval(name: &str, target: &str, extra: &[&str]) -> (Value, Value) {
     let tmp = TempDir::new("adaboost");
     let m = tmp.join("m.tsr");
     let report = tmp.join("report.json");
-    let train = data(&format!("{name}.train.csv"));
+    let train_csv = data(&format!("{name}.train.csv"));
     let test = data(&format!("{name}.test.csv"));
-    let mut args = vec![
-        "train",
-        "--learner",
-        "adaboost",
-        "--data",
-        s(&train),
-        "--target",
-        target,
-        "--seed",
-        "0",
-        "--valid",
-        s(&test),
-        "--report",
-        s(&report),
-        "--out",
-        s(&m),
-    ];
+    let mut args = vec!["--seed", "0", "--valid", s(&test), "--report", s(&report)];
     args.extend_from_slice(extra);
-    tessera(plugins.path(), &args).ok();
-    let out = tessera(
-        plugins.path(),
-        &[
-            "eval",
-            "--model",
-            s(&m),
-            "--data",
-            s(&test),
-            "--target",
-            target,
-            "--json",
-        ],
-    );
-    let metrics: Value = serde_json::from_str(out.ok().trim()).unwrap();
+    train(plugins.path(), "adaboost", &train_csv, target, &args, &m).ok();
+    let metrics: Value = eval_json(plugins.path(), &m, &test, target);
     let r: Value = serde_json::from_str(&read(&report)).unwrap();
     // --valid scores the model in memory, eval the one read back.
     assert_eq!(
@@ -157,36 +128,16 @@ fn predictions_and_probabilities_from_the_saved_model() {
     let plugins = plugin_dir(PLUGINS);
     let tmp = TempDir::new("adaboost-predict");
     let m = tmp.join("m.tsr");
-    tessera(
+    train(
         plugins.path(),
-        &[
-            "train",
-            "--learner",
-            "adaboost",
-            "--data",
-            s(&data("wine.train.csv")),
-            "--target",
-            "label",
-            "--set",
-            "n_estimators=20",
-            "--set",
-            "learning_rate=0.5",
-            "--out",
-            s(&m),
-        ],
+        "adaboost",
+        &data("wine.train.csv"),
+        "label",
+        &["--set", "n_estimators=20", "--set", "learning_rate=0.5"],
+        &m,
     )
     .ok();
-    let out = tessera(
-        plugins.path(),
-        &[
-            "predict",
-            "--model",
-            s(&m),
-            "--data",
-            s(&data("wine.test.csv")),
-            "--proba",
-        ],
-    );
+    let out = predict(plugins.path(), &m, &data("wine.test.csv"), &["--proba"]);
     let text = out.ok();
     let mut lines = text.lines();
     assert_eq!(
@@ -209,35 +160,18 @@ fn loading_names_a_missing_member_plugin() {
     let all = plugin_dir(PLUGINS);
     let tmp = TempDir::new("adaboost-missing");
     let m = tmp.join("m.tsr");
-    tessera(
+    train(
         all.path(),
-        &[
-            "train",
-            "--learner",
-            "adaboost",
-            "--data",
-            s(&data("iris.train.csv")),
-            "--target",
-            "label",
-            "--set",
-            "n_estimators=3",
-            "--out",
-            s(&m),
-        ],
+        "adaboost",
+        &data("iris.train.csv"),
+        "label",
+        &["--set", "n_estimators=3"],
+        &m,
     )
     .ok();
     let without_forest = plugin_dir(&["tessera_boosting"]);
-    tessera(
-        without_forest.path(),
-        &[
-            "predict",
-            "--model",
-            s(&m),
-            "--data",
-            s(&data("iris.test.csv")),
-        ],
-    )
-    .fails(2, &["learner `decision_tree`"]);
+    predict(without_forest.path(), &m, &data("iris.test.csv"), &[])
+        .fails(2, &["learner `decision_tree`"]);
 }
 
 #[test]
@@ -246,21 +180,13 @@ fn bad_adaboost_parameters_name_the_key() {
     let tmp = TempDir::new("adaboost-params");
     let m = tmp.join("m.tsr");
     let run = |name: &str, target: &str, set: &str| {
-        tessera(
+        train(
             plugins.path(),
-            &[
-                "train",
-                "--learner",
-                "adaboost",
-                "--data",
-                s(&data(&format!("{name}.train.csv"))),
-                "--target",
-                target,
-                "--set",
-                set,
-                "--out",
-                s(&m),
-            ],
+            "adaboost",
+            &data(&format!("{name}.train.csv")),
+            target,
+            &["--set", set],
+            &m,
         )
     };
     let iris = |set: &str| run("iris", "label", set);
@@ -281,23 +207,18 @@ fn bad_adaboost_parameters_name_the_key() {
     iris("estimator=3").fails(2, &["`estimator`"]);
     iris("estimator_params.max_dept=2").fails(2, &["max_dept", "decision_tree"]);
     iris("estimator.max_depth=2").ok();
-    tessera(
+    train(
         plugins.path(),
+        "adaboost",
+        &data("iris.train.csv"),
+        "label",
         &[
-            "train",
-            "--learner",
-            "adaboost",
-            "--data",
-            s(&data("iris.train.csv")),
-            "--target",
-            "label",
             "--set",
             "estimator.max_depth=2",
             "--set",
             "estimator_params.max_depth=3",
-            "--out",
-            s(&m),
         ],
+        &m,
     )
     .fails(2, &["`estimator` and `estimator_params`"]);
     run("diabetes", "target", "loss=exponential").ok();

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::util::{TempDir, data, plugin_dir, s, tessera};
+use crate::util::{TempDir, data, eval_json, plugin_dir, predict, train};
 
 const PLUGINS: &[&str] = &["tessera_forest", "tessera_bagging", "tessera_linear"];
 
@@ -12,37 +12,12 @@ fn train_eval(name: &str, target: &str, extra: &[&str]) -> Value {
     let plugins = plugin_dir(PLUGINS);
     let tmp = TempDir::new("bagging");
     let m = tmp.join("m.tsr");
-    let train = data(&format!("{name}.train.csv"));
-    let mut args = vec![
-        "train",
-        "--learner",
-        "bagging",
-        "--data",
-        s(&train),
-        "--target",
-        target,
-        "--seed",
-        "0",
-        "--out",
-        s(&m),
-    ];
+    let train_csv = data(&format!("{name}.train.csv"));
+    let mut args = vec!["--seed", "0"];
     args.extend_from_slice(extra);
-    tessera(plugins.path(), &args).ok();
+    train(plugins.path(), "bagging", &train_csv, target, &args, &m).ok();
     let test = data(&format!("{name}.test.csv"));
-    let out = tessera(
-        plugins.path(),
-        &[
-            "eval",
-            "--model",
-            s(&m),
-            "--data",
-            s(&test),
-            "--target",
-            target,
-            "--json",
-        ],
-    );
-    serde_json::from_str(out.ok().trim()).unwrap()
+    eval_json(plugins.path(), &m, &test, target)
 }
 
 #[test]
@@ -112,37 +87,17 @@ fn loading_names_a_missing_member_plugin() {
     let all = plugin_dir(PLUGINS);
     let tmp = TempDir::new("bagging-missing");
     let m = tmp.join("m.tsr");
-    tessera(
+    train(
         all.path(),
-        &[
-            "train",
-            "--learner",
-            "bagging",
-            "--data",
-            s(&data("iris.train.csv")),
-            "--target",
-            "label",
-            "--set",
-            "estimator=linear",
-            "--set",
-            "n_estimators=3",
-            "--out",
-            s(&m),
-        ],
+        "bagging",
+        &data("iris.train.csv"),
+        "label",
+        &["--set", "estimator=linear", "--set", "n_estimators=3"],
+        &m,
     )
     .ok();
     let without_linear = plugin_dir(&["tessera_forest", "tessera_bagging"]);
-    tessera(
-        without_linear.path(),
-        &[
-            "predict",
-            "--model",
-            s(&m),
-            "--data",
-            s(&data("iris.test.csv")),
-        ],
-    )
-    .fails(2, &["learner `linear`"]);
+    predict(without_linear.path(), &m, &data("iris.test.csv"), &[]).fails(2, &["learner `linear`"]);
 }
 
 #[test]
@@ -152,21 +107,13 @@ fn bad_bagging_parameters_name_the_key() {
     let m = tmp.join("m.tsr");
     let iris = data("iris.train.csv");
     let run = |set: &str| {
-        tessera(
+        train(
             plugins.path(),
-            &[
-                "train",
-                "--learner",
-                "bagging",
-                "--data",
-                s(&iris),
-                "--target",
-                "label",
-                "--set",
-                set,
-                "--out",
-                s(&m),
-            ],
+            "bagging",
+            &iris,
+            "label",
+            &["--set", set],
+            &m,
         )
     };
     run("max_samples=1.5").fails(2, &["`max_samples`"]);

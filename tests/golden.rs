@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{TempDir, data, plugin_dir, s, tessera, test_data};
+use crate::util::{TempDir, data, plugin_dir, predict, s, tessera, test_data, train};
 
 fn bless() -> bool {
     std::env::var_os("TESSERA_BLESS").is_some()
@@ -45,38 +45,16 @@ fn forest_probabilities_on_iris() {
     let plugins = plugin_dir(&["tessera_forest"]);
     let tmp = TempDir::new("golden");
     let m = tmp.join("m.tsr");
-    tessera(
+    train(
         plugins.path(),
-        &[
-            "train",
-            "--learner",
-            "random_forest",
-            "--data",
-            s(&data("iris.train.csv")),
-            "--target",
-            "label",
-            "--set",
-            "n_estimators=25",
-            "--seed",
-            "42",
-            "--threads",
-            "2",
-            "--out",
-            s(&m),
-        ],
+        "random_forest",
+        &data("iris.train.csv"),
+        "label",
+        &["--set", "n_estimators=25", "--seed", "42", "--threads", "2"],
+        &m,
     )
     .ok();
-    let out = tessera(
-        plugins.path(),
-        &[
-            "predict",
-            "--model",
-            s(&m),
-            "--data",
-            s(&data("iris.test.csv")),
-            "--proba",
-        ],
-    );
+    let out = predict(plugins.path(), &m, &data("iris.test.csv"), &["--proba"]);
     assert_csv_close(&test_data("golden/iris_rf_proba.csv"), out.ok(), 1e-6);
 }
 

@@ -8,52 +8,31 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{TempDir, data, plugin_dir, read, s, tessera};
+use crate::util::{TempDir, data, eval_json, plugin_dir, predict, read, s, tessera, train};
 
 const PLUGINS: &[&str] = &["tessera_boosting"];
 
-/// Trains on `train` (seed 0, `extra` settings) with `valid` as `--valid`,
+/// Trains on `train_csv` (seed 0, `extra` settings) with `valid` as `--valid`,
 /// checks that the reloaded model scores `valid` exactly as the freshly
 /// trained one did, and returns those metrics and the training report.
-fn train_eval(train: &Path, valid: &Path, target: &str, extra: &[&str]) -> (Value, Value) {
+fn train_eval(train_csv: &Path, valid: &Path, target: &str, extra: &[&str]) -> (Value, Value) {
     let plugins = plugin_dir(PLUGINS);
     let tmp = TempDir::new("gbdt");
     let m = tmp.join("m.tsr");
     let report = tmp.join("report.json");
-    let mut args = vec![
-        "train",
-        "--learner",
-        "gradient_boosting",
-        "--data",
-        s(train),
-        "--target",
-        target,
-        "--seed",
-        "0",
-        "--valid",
-        s(valid),
-        "--out",
-        s(&m),
-        "--report",
-        s(&report),
-    ];
+    let mut args = vec!["--seed", "0", "--valid", s(valid), "--report", s(&report)];
     args.extend_from_slice(extra);
-    tessera(plugins.path(), &args).ok();
-    let report: Value = serde_json::from_str(&read(&report)).unwrap();
-    let out = tessera(
+    train(
         plugins.path(),
-        &[
-            "eval",
-            "--model",
-            s(&m),
-            "--data",
-            s(valid),
-            "--target",
-            target,
-            "--json",
-        ],
-    );
-    let metrics: Value = serde_json::from_str(out.ok().trim()).unwrap();
+        "gradient_boosting",
+        train_csv,
+        target,
+        &args,
+        &m,
+    )
+    .ok();
+    let report: Value = serde_json::from_str(&read(&report)).unwrap();
+    let metrics: Value = eval_json(plugins.path(), &m, valid, target);
     // Save -> load -> the same predictions: identical metrics.
     assert_eq!(
         metrics, report["metrics"],
@@ -129,16 +108,12 @@ fn a_high_quantile_lies_above_most_targets() {
     let tmp = TempDir::new("gbdt-quantile");
     let m = tmp.join("q.tsr");
     let pred = tmp.join("pred.csv");
-    tessera(
+    train(
         plugins.path(),
+        "gradient_boosting",
+        &data("diabetes.train.csv"),
+        "target",
         &[
-            "train",
-            "--learner",
-            "gradient_boosting",
-            "--data",
-            s(&data("diabetes.train.csv")),
-            "--target",
-            "target",
             "--seed",
             "0",
             "--set",
@@ -147,25 +122,12 @@ fn a_high_quantile_lies_above_most_targets() {
             "quantile=0.9",
             "--set",
             "n_estimators=50",
-            "--out",
-            s(&m),
         ],
+        &m,
     )
     .ok();
     let test = data("diabetes.test.csv");
-    tessera(
-        plugins.path(),
-        &[
-            "predict",
-            "--model",
-            s(&m),
-            "--data",
-            s(&test),
-            "--out",
-            s(&pred),
-        ],
-    )
-    .ok();
+    predict(plugins.path(), &m, &test, &["--out", s(&pred)]).ok();
     let truth: Vec<f64> = read(&test)
         .lines()
         .skip(1)
@@ -309,23 +271,13 @@ fn report_and_inspect_show_the_learning_curve_and_importances() {
     let plugins = plugin_dir(PLUGINS);
     let tmp = TempDir::new("gbdt-inspect");
     let m = tmp.join("m.tsr");
-    tessera(
+    train(
         plugins.path(),
-        &[
-            "train",
-            "--learner",
-            "gradient_boosting",
-            "--data",
-            s(&data("wine.train.csv")),
-            "--target",
-            "label",
-            "--seed",
-            "0",
-            "--set",
-            "n_estimators=20",
-            "--out",
-            s(&m),
-        ],
+        "gradient_boosting",
+        &data("wine.train.csv"),
+        "label",
+        &["--seed", "0", "--set", "n_estimators=20"],
+        &m,
     )
     .ok();
     let text = tessera(plugins.path(), &["inspect", s(&m)])
@@ -362,7 +314,7 @@ fn bad_parameters_are_refused_with_the_key() {
     let plugins = plugin_dir(PLUGINS);
     let tmp = TempDir::new("gbdt-bad");
     let out = tmp.join("m.tsr");
-    let train = data("iris.train.csv");
+    let iris = data("iris.train.csv");
     for (set, pieces) in [
         ("learning_rate=0", &["learning_rate", "float > 0"][..]),
         ("loss=\"hinge\"", &["loss", "log_loss"]),
@@ -375,21 +327,13 @@ fn bad_parameters_are_refused_with_the_key() {
             &["n_estimator", "did you mean `n_estimators`"],
         ),
     ] {
-        tessera(
+        train(
             plugins.path(),
-            &[
-                "train",
-                "--learner",
-                "gradient_boosting",
-                "--data",
-                s(&train),
-                "--target",
-                "label",
-                "--set",
-                set,
-                "--out",
-                s(&out),
-            ],
+            "gradient_boosting",
+            &iris,
+            "label",
+            &["--set", set],
+            &out,
         )
         .fails(2, pieces);
         assert!(!out.exists(), "{set}: a model file was written");

@@ -160,3 +160,53 @@ pub fn read(p: &Path) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Runs `tessera train --learner <learner> --data <data> --target <target>
+/// <extra..> --out <out>`, loading plugins from `plugins`.
+pub fn train(
+    plugins: &Path,
+    learner: &str,
+    data: &Path,
+    target: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Run {
+    let mut args = vec![
+        "train",
+        "--learner",
+        learner,
+        "--data",
+        s(data),
+        "--target",
+        target,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", s(out)]);
+    tessera(plugins, &args)
+}
+
+/// Runs `tessera predict --model <model> --data <data> <extra..>`.
+pub fn predict(plugins: &Path, model: &Path, data: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["predict", "--model", s(model), "--data", s(data)];
+    args.extend_from_slice(extra);
+    tessera(plugins, &args)
+}
+
+/// Runs `tessera eval --model <model> --data <data> --target <target>
+/// --json`, asserts success and returns the metrics.
+pub fn eval_json(plugins: &Path, model: &Path, data: &Path, target: &str) -> serde_json::Value {
+    let out = tessera(
+        plugins,
+        &[
+            "eval",
+            "--model",
+            s(model),
+            "--data",
+            s(data),
+            "--target",
+            target,
+            "--json",
+        ],
+    );
+    serde_json::from_str(out.ok().trim()).unwrap()
+}

@@ -158,7 +158,7 @@ fn members_get_their_own_seed_unless_the_user_set_one() {
     assert_eq!(summary(&m)["member_seeds"], false);
 
     // A learner without random_state works, unseeded.
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let m = fit_on(&host, r#"{"estimator": "stump", "n_estimators": 3}"#, &case).unwrap();
     assert_eq!(summary(&m)["member_seeds"], false);
     assert!(
@@ -193,7 +193,7 @@ fn members_share_the_thread_budget() {
 fn progress_counts_members() {
     let case = testkit::classification(30, 4, 3, 1);
     for threads in [1, 2] {
-        let host = FakeHost::new(threads);
+        let host = fake_host(threads);
         fit_on(&host, r#"{"estimator": "knn", "n_estimators": 5}"#, &case).unwrap();
         let mut p = host.progress.lock().unwrap().clone();
         assert_eq!(p.len(), 5);
@@ -207,7 +207,7 @@ fn progress_counts_members() {
 fn cancellation_stops_training() {
     let case = testkit::classification(30, 4, 3, 1);
     for threads in [1, 2] {
-        let host = FakeHost::new(threads);
+        let host = fake_host(threads);
         host.cancel();
         let e = fit_on(&host, r#"{"estimator": "knn"}"#, &case)
             .err()
@@ -220,7 +220,7 @@ fn cancellation_stops_training() {
 fn weights_follow_the_drawn_rows() {
     let case = testkit::regression(40, 3, 2);
     let weights = vec![2.0f32; 40];
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let learner = def()
         .create_learner(
             "bagging",

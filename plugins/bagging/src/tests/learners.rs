@@ -11,9 +11,9 @@
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task, TrainData,
-    ir::{Combine, Link, ModelIr, Tree, TreeEnsemble, TreeNode},
     params::{ParamSpec, Params},
     plugin::{LearnerDef, LearnerImpl, ModelImpl},
+    testkit::fakes::{Boom, StumpModel, argmax, corrupt, floats, task_from, task_json},
 };
 
 pub fn defs() -> Vec<LearnerDef> {
@@ -34,7 +34,7 @@ pub fn defs() -> Vec<LearnerDef> {
             description: "one split",
             params: vec![],
             create: |_| Ok(Box::new(Stump)),
-            load: load_stump,
+            load: StumpModel::load,
         },
         LearnerDef {
             name: "probe",
@@ -47,46 +47,10 @@ pub fn defs() -> Vec<LearnerDef> {
             name: "boom",
             description: "fails",
             params: vec![],
-            create: |_| Ok(Box::new(Boom)),
+            create: |_| Ok(Box::new(Boom("boom: cannot learn this"))),
             load: |_, _| Err(PluginError::corrupt("boom models do not exist")),
         },
     ]
-}
-
-fn corrupt(e: impl std::fmt::Display) -> PluginError {
-    PluginError::corrupt(format!("test model: {e}"))
-}
-
-fn floats(v: &Value) -> Result<Vec<f32>, PluginError> {
-    v.as_array()
-        .ok_or_else(|| corrupt("not an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .map(|f| f as f32)
-                .ok_or_else(|| corrupt("not a number"))
-        })
-        .collect()
-}
-
-fn task_json(t: Task) -> Value {
-    json!([t.kind, t.n_classes])
-}
-
-fn task_from(v: &Value) -> Result<Task, PluginError> {
-    let kind = v[0].as_u64().ok_or_else(|| corrupt("task"))? as u8;
-    let n = v[1].as_u64().ok_or_else(|| corrupt("task"))? as u32;
-    Ok(Task { kind, n_classes: n })
-}
-
-fn classify_row(counts: &[f32]) -> f32 {
-    let mut best = 0;
-    for (c, &v) in counts.iter().enumerate() {
-        if v > counts[best] {
-            best = c;
-        }
-    }
-    best as f32
 }
 
 // ---------------------------------------------------------------- knn
@@ -194,7 +158,7 @@ impl ModelImpl for KnnModel {
     ) -> Result<Vec<f32>, PluginError> {
         if self.task.is_classification() {
             let k = self.task.n_classes as usize;
-            return Ok(self.shares(x).chunks(k).map(classify_row).collect());
+            return Ok(self.shares(x).chunks(k).map(|c| argmax(c) as f32).collect());
         }
         Ok((0..x.rows())
             .map(|r| {
@@ -278,14 +242,6 @@ fn load_knn(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl
 
 struct Stump;
 
-struct StumpModel {
-    task: Task,
-    cols: usize,
-    threshold: f32,
-    left: Vec<f32>,
-    right: Vec<f32>,
-}
-
 /// Class shares (classification) or the mean (regression) of `ys`.
 fn leaf(task: Task, ys: &[f32]) -> Vec<f32> {
     if task.is_classification() {
@@ -322,118 +278,14 @@ impl LearnerImpl for Stump {
         Ok(Box::new(StumpModel {
             task: data.task,
             cols,
+            feature: Some(col),
             threshold,
             left: pick(&l),
             right: pick(&r),
+            proba: true,
+            info: json!({}),
         }))
     }
-}
-
-impl StumpModel {
-    fn values(&self, row: &[f32]) -> &[f32] {
-        let v = row[self.cols - 1];
-        if v.is_nan() || v <= self.threshold {
-            &self.left
-        } else {
-            &self.right
-        }
-    }
-}
-
-impl ModelImpl for StumpModel {
-    fn task(&self) -> Task {
-        self.task
-    }
-    fn n_features(&self) -> usize {
-        self.cols
-    }
-    fn predict(
-        &self,
-        _ctx: &HostContextRef<'_>,
-        x: MatrixRef<'_>,
-    ) -> Result<Vec<f32>, PluginError> {
-        Ok((0..x.rows())
-            .map(|r| {
-                let v = self.values(x.row(r));
-                if self.task.is_classification() {
-                    classify_row(v)
-                } else {
-                    v[0]
-                }
-            })
-            .collect())
-    }
-    fn predict_proba(
-        &self,
-        _ctx: &HostContextRef<'_>,
-        x: MatrixRef<'_>,
-    ) -> Result<Matrix, PluginError> {
-        if !self.task.is_classification() {
-            return Err(PluginError::unsupported("stump: regression"));
-        }
-        let data: Vec<f32> = (0..x.rows())
-            .flat_map(|r| self.values(x.row(r)).to_vec())
-            .collect();
-        Ok(Matrix::new(data, x.rows(), self.task.n_classes as usize))
-    }
-    fn describe(&self) -> Value {
-        json!({ "threshold": self.threshold })
-    }
-    fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(json!({
-            "task": task_json(self.task),
-            "cols": self.cols,
-            "threshold": self.threshold,
-            "left": self.left,
-            "right": self.right,
-        })
-        .to_string()
-        .into_bytes())
-    }
-    fn to_ir(&self) -> Option<ModelIr> {
-        let n = self.left.len() as u32;
-        let node = |feature, left, right, value| TreeNode {
-            feature,
-            threshold: self.threshold,
-            left,
-            right,
-            value,
-            missing_left: 1,
-        };
-        let classify = self.task.is_classification();
-        Some(ModelIr::Trees(TreeEnsemble {
-            n_features: self.cols as u32,
-            n_outputs: n,
-            n_classes: if classify { self.task.n_classes } else { 0 },
-            combine: Combine::Mean,
-            link: Link::Identity,
-            base_score: Vec::new().into(),
-            trees: vec![Tree {
-                nodes: vec![
-                    node(self.cols as u32 - 1, 1, 2, 0),
-                    node(TreeNode::LEAF, 0, 0, 0),
-                    node(TreeNode::LEAF, 0, 0, n),
-                ]
-                .into(),
-                values: [self.left.clone(), self.right.clone()].concat().into(),
-                output: Tree::ALL_OUTPUTS,
-            }]
-            .into(),
-        }))
-    }
-}
-
-fn load_stump(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(corrupt)?;
-    Ok(Box::new(StumpModel {
-        task: task_from(&v["task"])?,
-        cols: v["cols"].as_u64().ok_or_else(|| corrupt("cols"))? as usize,
-        threshold: v["threshold"]
-            .as_f64()
-            .ok_or_else(|| corrupt("threshold"))? as f32,
-        left: floats(&v["left"])?,
-        right: floats(&v["right"])?,
-    }))
 }
 
 // ---------------------------------------------------------------- probe, boom
@@ -491,16 +343,4 @@ fn load_probe(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelIm
         cols: v[1].as_u64().ok_or_else(|| corrupt("cols"))? as usize,
         threads: v[2].as_u64().ok_or_else(|| corrupt("threads"))? as u32,
     }))
-}
-
-struct Boom;
-
-impl LearnerImpl for Boom {
-    fn fit(
-        &self,
-        _ctx: &HostContextRef<'_>,
-        _data: &TrainData<'_>,
-    ) -> Result<Box<dyn ModelImpl>, PluginError> {
-        Err(PluginError::input("boom: cannot learn this"))
-    }
 }

@@ -34,7 +34,7 @@ fn round_trip_gives_identical_answers() {
     ] {
         let m = fit(2, params, case);
         let b = bytes(&m);
-        let host = FakeHost::new(1);
+        let host = fake_host(1);
         let back = load_on(&host, &b).unwrap_or_else(|e| panic!("{params}: {e}"));
         assert_eq!(back.task(), m.task());
         assert_eq!(back.n_features(), m.n_features());
@@ -71,7 +71,7 @@ fn large_ensembles_summarise_one_member() {
 fn a_member_whose_plugin_is_absent_is_named() {
     let case = testkit::classification(30, 4, 3, 1);
     let m = fit(1, r#"{"estimator": "knn", "n_estimators": 2}"#, &case);
-    let host = FakeHost::new(1).without("knn");
+    let host = fake_host(1).without("knn");
     let e = load_on(&host, &bytes(&m)).err().unwrap();
     assert_eq!(e.kind, ErrorKind::UNSUPPORTED);
     assert!(
@@ -99,7 +99,7 @@ fn a_member_that_refuses_its_bytes_keeps_the_error_kind() {
     let at = b.iter().position(|&c| c == b'{').unwrap();
     let at = at + b[at..].windows(6).position(|w| w == b"\"task\"").unwrap();
     b[at] = b'#';
-    let e = load_on(&FakeHost::new(1), &b).err().unwrap();
+    let e = load_on(&fake_host(1), &b).err().unwrap();
     assert_eq!(e.kind, ErrorKind::CORRUPT_MODEL, "{e}");
 }
 
@@ -108,7 +108,7 @@ fn damaged_bytes_are_refused() {
     let case = testkit::classification(30, 4, 3, 1);
     let m = fit(1, r#"{"estimator": "knn", "n_estimators": 3}"#, &case);
     let b = bytes(&m);
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let mut damaged: Vec<Vec<u8>> = vec![
         Vec::new(),
         b"garbage".to_vec(),

@@ -87,7 +87,7 @@ fn non_object_params_are_refused() {
 #[test]
 fn sizes_beyond_the_data_are_named_at_fit() {
     let case = testkit::classification(30, 4, 3, 1);
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let e = fit_on(&host, r#"{"estimator": "knn", "max_samples": 31}"#, &case)
         .err()
         .unwrap();
@@ -118,7 +118,7 @@ fn sizes_beyond_the_data_are_named_at_fit() {
 #[test]
 fn base_learner_errors_keep_their_kind() {
     let case = testkit::classification(30, 4, 3, 1);
-    let host = FakeHost::new(2);
+    let host = fake_host(2);
 
     let e = fit_on(&host, r#"{"estimator": "nope"}"#, &case)
         .err()

@@ -14,7 +14,7 @@ use crate::{
 fn members_of(m: &ModelBox) -> Vec<(Vec<u32>, ModelBox)> {
     let b = bytes(m);
     let stored = serialize::parse(&b).unwrap();
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     stored
         .members
         .iter()
@@ -162,7 +162,7 @@ fn model_contract() {
         let m = fit(2, params, case);
         assert_eq!(m.task(), case.task);
         assert_eq!(m.n_features() as usize, case.cols);
-        let host = FakeHost::new(2);
+        let host = fake_host(2);
         let wide = vec![0.0f32; 2 * (case.cols + 1)];
         let e = m
             .predict(
@@ -269,7 +269,7 @@ fn out_of_bag_scores() {
 #[test]
 fn rows_never_out_of_bag_are_skipped_with_a_warning() {
     let case = testkit::classification(90, 4, 3, 1);
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let m = fit_on(
         &host,
         r#"{"estimator": "knn", "n_estimators": 1, "oob_score": true, "random_state": 0}"#,

@@ -14,9 +14,9 @@
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, MatrixRef, PluginError, Task, TrainData,
-    ir::{Combine, Link, ModelIr, Tree, TreeEnsemble, TreeNode},
     params::{ParamSpec, Params},
     plugin::{LearnerDef, LearnerImpl, ModelImpl},
+    testkit::fakes::{Boom, StumpModel, argmax, corrupt, task_from},
 };
 
 pub fn defs() -> Vec<LearnerDef> {
@@ -29,7 +29,7 @@ pub fn defs() -> Vec<LearnerDef> {
                 ParamSpec::int("random_state", None, 0, "recorded"),
             ],
             create: |p: Params| Ok(Box::new(StumpLearner(p.to_json()))),
-            load: load_stump,
+            load: StumpModel::load,
         },
         LearnerDef {
             name: "majority",
@@ -42,7 +42,7 @@ pub fn defs() -> Vec<LearnerDef> {
             name: "boom",
             description: "fails",
             params: vec![],
-            create: |_| Ok(Box::new(Boom)),
+            create: |_| Ok(Box::new(Boom("boom cannot learn"))),
             load: |_, _| Err(PluginError::corrupt("boom models do not exist")),
         },
         LearnerDef {
@@ -55,47 +55,9 @@ pub fn defs() -> Vec<LearnerDef> {
     ]
 }
 
-fn corrupt(e: impl std::fmt::Display) -> PluginError {
-    PluginError::corrupt(format!("test model: {e}"))
-}
-
-fn task_from(v: &Value) -> Result<Task, PluginError> {
-    match (v[0].as_u64(), v[1].as_u64()) {
-        (Some(kind), Some(n)) => Ok(Task {
-            kind: kind as u8,
-            n_classes: n as u32,
-        }),
-        _ => Err(corrupt("task")),
-    }
-}
-
-fn floats(v: &Value) -> Result<Vec<f32>, PluginError> {
-    v.as_array()
-        .ok_or_else(|| corrupt("not an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .map(|f| f as f32)
-                .ok_or_else(|| corrupt("number"))
-        })
-        .collect()
-}
-
 // ------------------------------------------------------------------- stump
 
 struct StumpLearner(Value);
-
-#[derive(Clone)]
-struct Stump {
-    task: Task,
-    cols: usize,
-    /// `None`: a single leaf.
-    feature: Option<usize>,
-    threshold: f32,
-    left: Vec<f32>,
-    right: Vec<f32>,
-    info: Value,
-}
 
 /// Weighted class shares, or the weighted mean.
 fn leaf(task: Task, rows: &[(f32, f64)]) -> Vec<f32> {
@@ -193,136 +155,17 @@ impl LearnerImpl for StumpLearner {
             Some(w) => json!(w.as_slice()),
             None => Value::Null,
         };
-        Ok(Box::new(Stump {
+        Ok(Box::new(StumpModel {
             task,
             cols,
             feature,
             threshold,
             left,
             right,
+            proba: false,
             info,
         }))
     }
-}
-
-impl Stump {
-    fn values(&self, row: &[f32]) -> &[f32] {
-        match self.feature {
-            Some(f) if !(row[f] <= self.threshold || row[f].is_nan()) => &self.right,
-            _ => &self.left,
-        }
-    }
-}
-
-/// The index of the largest value, the first on ties.
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-impl ModelImpl for Stump {
-    fn task(&self) -> Task {
-        self.task
-    }
-    fn n_features(&self) -> usize {
-        self.cols
-    }
-    fn predict(
-        &self,
-        _ctx: &HostContextRef<'_>,
-        x: MatrixRef<'_>,
-    ) -> Result<Vec<f32>, PluginError> {
-        Ok((0..x.rows())
-            .map(|r| {
-                let v = self.values(x.row(r));
-                if self.task.is_classification() {
-                    argmax(v) as f32
-                } else {
-                    v[0]
-                }
-            })
-            .collect())
-    }
-    fn describe(&self) -> Value {
-        let mut d = self.info.clone();
-        d["feature"] = json!(self.feature);
-        d["threshold"] = json!(self.threshold);
-        d
-    }
-    fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(json!({
-            "task": [self.task.kind, self.task.n_classes],
-            "cols": self.cols,
-            "feature": self.feature,
-            "threshold": self.threshold,
-            "left": self.left,
-            "right": self.right,
-            "info": self.info,
-        })
-        .to_string()
-        .into_bytes())
-    }
-    fn to_ir(&self) -> Option<ModelIr> {
-        let k = self.left.len() as u32;
-        let leaf = |value| TreeNode {
-            feature: TreeNode::LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-            missing_left: 0,
-        };
-        let nodes = match self.feature {
-            None => vec![leaf(0)],
-            Some(f) => vec![
-                TreeNode {
-                    feature: f as u32,
-                    threshold: self.threshold,
-                    left: 1,
-                    right: 2,
-                    value: 0,
-                    missing_left: 1,
-                },
-                leaf(0),
-                leaf(k),
-            ],
-        };
-        let classify = self.task.is_classification();
-        Some(ModelIr::Trees(TreeEnsemble {
-            n_features: self.cols as u32,
-            n_outputs: k,
-            n_classes: if classify { self.task.n_classes } else { 0 },
-            combine: Combine::Mean,
-            link: Link::Identity,
-            base_score: Vec::new().into(),
-            trees: vec![Tree {
-                nodes: nodes.into(),
-                values: [self.left.clone(), self.right.clone()].concat().into(),
-                output: Tree::ALL_OUTPUTS,
-            }]
-            .into(),
-        }))
-    }
-}
-
-fn load_stump(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(corrupt)?;
-    Ok(Box::new(Stump {
-        task: task_from(&v["task"])?,
-        cols: v["cols"].as_u64().ok_or_else(|| corrupt("cols"))? as usize,
-        feature: v["feature"].as_u64().map(|f| f as usize),
-        threshold: v["threshold"]
-            .as_f64()
-            .ok_or_else(|| corrupt("threshold"))? as f32,
-        left: floats(&v["left"])?,
-        right: floats(&v["right"])?,
-        info: v["info"].clone(),
-    }))
 }
 
 // ---------------------------------------------------------------- majority
@@ -395,18 +238,6 @@ fn load_majority(
 }
 
 // ------------------------------------------------------------- boom, liar
-
-struct Boom;
-
-impl LearnerImpl for Boom {
-    fn fit(
-        &self,
-        _ctx: &HostContextRef<'_>,
-        _data: &TrainData<'_>,
-    ) -> Result<Box<dyn ModelImpl>, PluginError> {
-        Err(PluginError::input("boom cannot learn"))
-    }
-}
 
 struct Liar;
 

@@ -7,22 +7,17 @@ mod regression;
 mod rounds;
 mod samme;
 
-use std::sync::{
-    Mutex, OnceLock,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use tessera_core::{
-    HostContext, HostContext_TO, HostContextRef, LearnerBox, Matrix, MatrixRef, ModelBox,
-    PluginError, Task, TrainData,
-    abi_stable::{
-        RRef,
-        sabi_trait::TD_Opaque,
-        std_types::{ROption, RResult, RSlice, RStr, RString},
-    },
+    Matrix, MatrixRef, ModelBox, PluginError, Task, TrainData,
+    abi_stable::std_types::{ROption, RSlice, RString},
     plugin::PluginDef,
+    testkit::FakeHost,
 };
+
+pub use tessera_core::testkit::{bytes, summary};
 
 /// The plugin the fake host serves: adaboost plus the test learners.
 pub fn def() -> &'static PluginDef {
@@ -40,77 +35,10 @@ pub fn def() -> &'static PluginDef {
     })
 }
 
-/// A host serving [`def`]'s learners, minus those in `without`, that
-/// records logs and progress.
-pub struct FakeHost {
-    pub threads: u32,
-    pub without: Vec<&'static str>,
-    pub cancelled: AtomicBool,
-    pub logs: Mutex<Vec<(u8, String)>>,
-    pub progress: Mutex<Vec<(u64, u64)>>,
-}
-
-impl FakeHost {
-    pub fn new(threads: u32) -> Self {
-        Self {
-            threads,
-            without: Vec::new(),
-            cancelled: AtomicBool::new(false),
-            logs: Mutex::new(Vec::new()),
-            progress: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub fn without(mut self, component: &'static str) -> Self {
-        self.without.push(component);
-        self
-    }
-
-    pub fn as_ref(&self) -> HostContextRef<'_> {
-        HostContext_TO::from_ptr(RRef::new(self), TD_Opaque)
-    }
-
-    fn absent(&self, component: &str) -> RResult<(), PluginError> {
-        if self.without.contains(&component) {
-            RResult::RErr(PluginError::unsupported(format!(
-                "no loaded plugin provides learner `{component}`"
-            )))
-        } else {
-            RResult::ROk(())
-        }
-    }
-}
-
-impl HostContext for FakeHost {
-    fn threads(&self) -> u32 {
-        self.threads
-    }
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-    fn progress(&self, done: u64, total: u64) {
-        self.progress.lock().unwrap().push((done, total));
-    }
-    fn log(&self, level: u8, message: RStr<'_>) {
-        let m = message.as_str().to_string();
-        self.logs.lock().unwrap().push((level, m));
-    }
-    fn create_learner(&self, name: RStr<'_>, params: RStr<'_>) -> RResult<LearnerBox, PluginError> {
-        self.absent(name.as_str())
-            .into_result()
-            .and_then(|()| def().create_learner(name.as_str(), params.as_str()))
-            .into()
-    }
-    fn load_model(
-        &self,
-        component: RStr<'_>,
-        bytes: RSlice<'_, u8>,
-    ) -> RResult<ModelBox, PluginError> {
-        self.absent(component.as_str())
-            .into_result()
-            .and_then(|()| def().load_model_with(component.as_str(), &bytes, &self.as_ref()))
-            .into()
-    }
+/// A host of `threads` threads serving [`def`]'s learners, that records
+/// logs and progress.
+pub fn fake_host(threads: u32) -> FakeHost {
+    FakeHost::new(def(), threads)
 }
 
 /// A small data set owned by a test.
@@ -180,40 +108,20 @@ impl Data {
 
 /// Creates `adaboost` with `params` and fits it on `data` through `host`.
 pub fn fit_on(host: &FakeHost, params: &str, data: &Data) -> Result<ModelBox, PluginError> {
-    let learner = def().create_learner("adaboost", params)?;
-    learner.fit(host.as_ref(), data.view()).into_result()
+    host.fit("adaboost", params, data.view())
 }
 
 /// As [`fit_on`] with a fresh host of `threads` threads; panics on error.
 pub fn fit(threads: u32, params: &str, data: &Data) -> ModelBox {
-    fit_on(&FakeHost::new(threads), params, data)
-        .unwrap_or_else(|e| panic!("fit with {params}: {e}"))
+    fit_on(&fake_host(threads), params, data).unwrap_or_else(|e| panic!("fit with {params}: {e}"))
 }
 
 pub fn predict(model: &ModelBox, x: MatrixRef<'_>) -> Vec<f32> {
-    model
-        .predict(FakeHost::new(2).as_ref(), x)
-        .into_result()
-        .unwrap_or_else(|e| panic!("predict: {e}"))
-        .into_vec()
+    fake_host(2).predict(model, x)
 }
 
 pub fn proba(model: &ModelBox, x: MatrixRef<'_>) -> Result<Matrix, PluginError> {
-    model
-        .predict_proba(FakeHost::new(2).as_ref(), x)
-        .into_result()
-}
-
-pub fn summary(model: &ModelBox) -> Value {
-    serde_json::from_str(model.describe().as_str()).expect("describe is JSON")
-}
-
-pub fn bytes(model: &ModelBox) -> Vec<u8> {
-    model
-        .to_bytes()
-        .into_result()
-        .unwrap_or_else(|e| panic!("to_bytes: {e}"))
-        .into_vec()
+    fake_host(2).proba(model, x)
 }
 
 /// The values of a JSON array of numbers.

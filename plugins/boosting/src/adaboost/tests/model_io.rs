@@ -6,7 +6,7 @@ use tessera_core::{ErrorKind, plugin::guard, testkit};
 use super::*;
 
 fn load_on(host: &FakeHost, bytes: &[u8]) -> Result<ModelBox, PluginError> {
-    def().load_model_with("adaboost", bytes, &host.as_ref())
+    host.load("adaboost", bytes)
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn round_trip_gives_identical_answers() {
     ] {
         let m = fit(2, params, data);
         let b = bytes(&m);
-        let back = load_on(&FakeHost::new(1), &b).unwrap_or_else(|e| panic!("{params}: {e}"));
+        let back = load_on(&fake_host(1), &b).unwrap_or_else(|e| panic!("{params}: {e}"));
         assert_eq!(back.task(), m.task());
         assert_eq!(back.n_features(), m.n_features());
         assert_eq!(
@@ -54,7 +54,7 @@ fn a_member_whose_plugin_is_absent_is_named() {
         r#"{"n_estimators": 2}"#,
         &Data::line(&[0, 1, 1, 0, 1, 0], 2),
     );
-    let e = load_on(&FakeHost::new(1).without("decision_tree"), &bytes(&m))
+    let e = load_on(&fake_host(1).without("decision_tree"), &bytes(&m))
         .err()
         .unwrap();
     assert_eq!(e.kind, ErrorKind::UNSUPPORTED);
@@ -74,7 +74,7 @@ fn damaged_bytes_are_refused() {
         &Data::line(&[0, 1, 1, 0, 1, 0], 2),
     );
     let good = bytes(&m);
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let mut bad: Vec<Vec<u8>> = vec![Vec::new(), b"garbage".to_vec(), vec![0xff; 64]];
     for cut in 1..good.len() {
         bad.push(good[..cut].to_vec());

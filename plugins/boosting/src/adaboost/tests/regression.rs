@@ -1,20 +1,12 @@
 //! AdaBoost.R2: resampled members, early termination, losses, the weighted
 //! median.
 
-use tessera_core::{Task, testkit};
+use tessera_core::{
+    Task,
+    testkit::{self, r2},
+};
 
 use super::*;
-
-fn r2(pred: &[f32], y: &[f32]) -> f64 {
-    let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64;
-    let res: f64 = pred
-        .iter()
-        .zip(y)
-        .map(|(p, t)| (f64::from(*p) - f64::from(*t)).powi(2))
-        .sum();
-    let tot: f64 = y.iter().map(|&t| (f64::from(t) - mean).powi(2)).sum();
-    1.0 - res / tot
-}
 
 /// `y = x` on one feature: stumps need many rounds.
 fn ramp(n: usize) -> Data {

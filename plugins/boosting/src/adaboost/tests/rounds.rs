@@ -26,7 +26,7 @@ fn a_perfect_member_ends_boosting_with_weight_one() {
 #[test]
 fn a_first_member_no_better_than_chance_is_an_error() {
     let data = Data::line(&[0, 1, 0, 1, 0, 1], 2);
-    let e = fit_on(&FakeHost::new(1), r#"{"estimator": "majority"}"#, &data)
+    let e = fit_on(&fake_host(1), r#"{"estimator": "majority"}"#, &data)
         .err()
         .unwrap();
     assert_eq!(e.kind, ErrorKind::INVALID_INPUT);
@@ -124,7 +124,7 @@ fn a_fixed_seed_gives_the_same_model_on_any_thread_count() {
 
 #[test]
 fn progress_counts_rounds_and_ends_full() {
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let data = Data::line(&[0, 0, 0, 1, 1, 1], 2);
     fit_on(&host, r#"{"n_estimators": 4}"#, &data).unwrap();
     // A perfect first member: the bar still ends at 4 of 4.
@@ -140,7 +140,7 @@ fn progress_counts_rounds_and_ends_full() {
 
 #[test]
 fn cancellation_stops_training() {
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     host.cancelled
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let e = fit_on(&host, "{}", &Data::line(&[0, 1, 0, 1], 2))
@@ -152,7 +152,7 @@ fn cancellation_stops_training() {
 #[test]
 fn base_learner_errors_name_the_member() {
     let data = Data::line(&[0, 0, 1, 0, 1, 1], 2);
-    let host = FakeHost::new(1);
+    let host = fake_host(1);
     let e = fit_on(&host, r#"{"estimator": "nope"}"#, &data)
         .err()
         .unwrap();
@@ -193,7 +193,7 @@ fn base_learner_errors_name_the_member() {
 #[test]
 fn a_loss_for_classification_is_refused_at_fit() {
     let data = Data::line(&[0, 0, 1, 0, 1, 1], 2);
-    let e = fit_on(&FakeHost::new(1), r#"{"loss": "square"}"#, &data)
+    let e = fit_on(&fake_host(1), r#"{"loss": "square"}"#, &data)
         .err()
         .unwrap();
     assert_eq!(e.kind, ErrorKind::INVALID_PARAMS);
@@ -203,7 +203,7 @@ fn a_loss_for_classification_is_refused_at_fit() {
 #[test]
 fn zero_total_weight_is_refused() {
     let data = Data::line(&[0, 1, 0, 1], 2).weighted(&[0.0; 4]);
-    let e = fit_on(&FakeHost::new(1), "{}", &data).err().unwrap();
+    let e = fit_on(&fake_host(1), "{}", &data).err().unwrap();
     assert_eq!(e.kind, ErrorKind::INVALID_INPUT);
     assert!(e.message.contains("sample weights sum to 0"), "{e}");
 }
@@ -223,7 +223,7 @@ fn model_contract() {
         let wide = vec![0.0f32; 2 * (data.cols + 1)];
         let e = m
             .predict(
-                FakeHost::new(1).as_ref(),
+                fake_host(1).as_ref(),
                 MatrixRef::new(&wide, 2, data.cols + 1).unwrap(),
             )
             .into_result()
@@ -233,7 +233,7 @@ fn model_contract() {
         let nan = vec![f32::NAN; data.cols];
         let r = m
             .predict(
-                FakeHost::new(1).as_ref(),
+                fake_host(1).as_ref(),
                 MatrixRef::new(&nan, 1, data.cols).unwrap(),
             )
             .into_result();

@@ -9,6 +9,15 @@
 //!     tessera_core::testkit::check_learner(&my_plugin::plugin(), "my_learner", "{}");
 //! }
 //! ```
+//!
+//! Meta-learners' unit tests also find here an in-process host serving a
+//! plugin's learners ([`FakeHost`]) and parts of tiny base learners
+//! ([`fakes`]).
+
+pub mod fakes;
+mod host;
+
+pub use host::{FakeHost, bytes, summary};
 
 use abi_stable::std_types::{ROption, RSlice, RString};
 use serde_json::Value;
@@ -121,6 +130,18 @@ pub fn regression(rows: usize, cols: usize, seed: u64) -> Case {
         task: Task::regression(),
         names: names(cols),
     }
+}
+
+/// The coefficient of determination of `pred` for `y`.
+pub fn r2(pred: &[f32], y: &[f32]) -> f64 {
+    let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64;
+    let res: f64 = pred
+        .iter()
+        .zip(y)
+        .map(|(p, t)| (f64::from(*p) - f64::from(*t)).powi(2))
+        .sum();
+    let tot: f64 = y.iter().map(|&t| (f64::from(t) - mean).powi(2)).sum();
+    1.0 - res / tot
 }
 
 fn with_param(params_json: &str, key: &str, value: Value) -> String {
