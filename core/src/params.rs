@@ -77,7 +77,11 @@ impl ParamSpec {
     pub fn float(name: &'static str, default: f64, min: f64, max: f64, doc: &'static str) -> Self {
         Self {
             name,
-            ty: format!("float in [{min}, {max}]"),
+            ty: if max >= f64::MAX {
+                format!("float >= {min}")
+            } else {
+                format!("float in [{min}, {max}]")
+            },
             default: Value::from(default),
             doc,
             check: Check::Float {

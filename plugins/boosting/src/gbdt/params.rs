@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use tessera_core::{PluginError, Task, params::ParamSpec, params::Params};
-use tessera_trees::class_weight::{CLASS_WEIGHT_TYPE, ClassWeight, class_weight};
+use tessera_trees::class_weight::{ClassWeight, class_weight};
 
 /// The learner's component name.
 pub const LEARNER: &str = "gradient_boosting";
@@ -29,6 +29,7 @@ const EARLY_TYPE: &str = r#""auto" | true | false"#;
 const OPEN_UNIT_TYPE: &str = "float in (0, 1)";
 const QUANTILE_TYPE: &str = "float in (0, 1) | null";
 const POSITIVE_TYPE: &str = "float > 0";
+const CLASS_WEIGHT_TYPE: &str = r#""balanced" | {"<class index>": weight, ...} | null"#;
 
 /// The parameter schema.
 pub fn specs() -> Vec<ParamSpec> {
@@ -237,8 +238,7 @@ fn check_early(v: &Value) -> Result<(), String> {
 fn check_class_weight(v: &Value) -> Result<(), String> {
     match class_weight(v)? {
         ClassWeight::BalancedSubsample => Err(format!(
-            "\"balanced_subsample\" is for forests; expected \"balanced\" | {{\"<class \
-             index>\": weight, ...}} | null, got {v}"
+            "\"balanced_subsample\" is for forests; expected {CLASS_WEIGHT_TYPE}, got {v}"
         )),
         _ => Ok(()),
     }
