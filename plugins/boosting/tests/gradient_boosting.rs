@@ -1,6 +1,7 @@
 //! `gradient_boosting` through the plugin's own API: the conformance kit,
 //! byte round-trips, refusal of damaged bytes, the exchange form against
-//! the model's own predictions, and determinism across thread budgets.
+//! the model's own predictions, determinism across thread budgets, and
+//! monotonic constraints.
 
 use tessera_boosting::gbdt::serialize;
 use tessera_core::{
@@ -124,4 +125,97 @@ fn the_thread_budget_does_not_change_the_model() {
     let b = serialize::from_bytes(&two).unwrap();
     assert_eq!(a.trees, b.trees);
     assert_eq!(a.base, b.base);
+}
+
+#[test]
+fn monotonic_constraints_hold_on_every_row() {
+    let case = testkit::regression(3000, 4, 11);
+    let ctx = NullContext { threads: 2 };
+    let ctx = ctx.as_ref();
+    for params in [
+        r#"{"n_estimators": 30, "random_state": 0, "min_samples_leaf": 5, "monotonic_cst": [1, -1, 0, 0]}"#,
+        r#"{"n_estimators": 30, "random_state": 0, "min_samples_leaf": 5, "monotonic_cst": {"f0": 1, "f1": -1}, "loss": "absolute_error"}"#,
+    ] {
+        let m = fit(&case, params, 2);
+        // Sweep f0 up and f1 up from many rows: predictions rise with f0
+        // and fall with f1.
+        let grid: Vec<f32> = (0..40).map(|i| -4.0 + 0.2 * i as f32).collect();
+        for r in (0..case.rows).step_by(97) {
+            for (feature, sign) in [(0usize, 1.0f32), (1, -1.0)] {
+                let mut x = Vec::new();
+                for &g in &grid {
+                    let mut row = case.matrix().row(r).to_vec();
+                    row[feature] = g;
+                    x.extend(row);
+                }
+                let mx = tessera_core::MatrixRef::new(&x, grid.len(), case.cols).unwrap();
+                let p = m.predict(&ctx, mx).unwrap();
+                for w in p.windows(2) {
+                    assert!(
+                        sign * (w[1] - w[0]) >= -1e-6,
+                        "{params}: row {r} feature {feature}: {p:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Unconstrained, the same data gives a non-monotonic model somewhere
+    // (so the check above can fail).
+    let free = fit(
+        &case,
+        r#"{"n_estimators": 30, "random_state": 0, "min_samples_leaf": 5}"#,
+        2,
+    );
+    let grid: Vec<f32> = (0..40).map(|i| -4.0 + 0.2 * i as f32).collect();
+    let mut violated = false;
+    for r in (0..case.rows).step_by(97) {
+        let mut x = Vec::new();
+        for &g in &grid {
+            let mut row = case.matrix().row(r).to_vec();
+            row[1] = g;
+            x.extend(row);
+        }
+        let mx = tessera_core::MatrixRef::new(&x, grid.len(), case.cols).unwrap();
+        let p = free.predict(&ctx, mx).unwrap();
+        violated |= p.windows(2).any(|w| w[1] - w[0] > 1e-6);
+    }
+    assert!(
+        violated,
+        "the unconstrained model is already monotone: a weak test"
+    );
+}
+
+#[test]
+fn monotonic_constraints_are_checked_against_the_data() {
+    for (case, params, needle) in [
+        (
+            testkit::regression(200, 3, 1),
+            r#"{"monotonic_cst": [1, 0]}"#,
+            "2 constraints for 3",
+        ),
+        (
+            testkit::regression(200, 3, 1),
+            r#"{"monotonic_cst": {"f7": 1}}"#,
+            "no feature column `f7`",
+        ),
+        (
+            testkit::classification(200, 3, 3, 1),
+            r#"{"monotonic_cst": [1, 0, 0]}"#,
+            "multiclass",
+        ),
+    ] {
+        let p = tessera_core::params::parse(
+            "gradient_boosting",
+            &tessera_boosting::gbdt::params::specs(),
+            params,
+        )
+        .unwrap();
+        let learner = tessera_boosting::gbdt::train::create(p).unwrap();
+        let ctx = NullContext { threads: 1 };
+        let e = learner
+            .fit(&ctx.as_ref(), &case.data())
+            .err()
+            .expect("refused");
+        assert!(e.message.contains(needle), "{params}: {}", e.message);
+    }
 }

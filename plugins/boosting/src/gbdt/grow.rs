@@ -54,7 +54,15 @@ struct Open {
     hist: Option<usize>,
     split: Option<Split>,
     node: usize,
+    bounds: Bounds,
 }
+
+/// The range a leaf's value (before shrinkage) must stay in, so that
+/// monotonic constraints hold between subtrees.
+pub type Bounds = (f64, f64);
+
+/// No bounds.
+pub const UNBOUNDED: Bounds = (f64::NEG_INFINITY, f64::INFINITY);
 
 /// A leaf of a grown tree: its rows are `idx[lo..hi]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,6 +75,8 @@ pub struct Leaf {
     pub node: usize,
     /// Its gradient sums.
     pub sum: Bin,
+    /// The range its value (before shrinkage) must stay in.
+    pub bounds: Bounds,
 }
 
 /// A grown tree and where its leaves' rows are.
@@ -92,6 +102,9 @@ pub struct Grower {
     pool: Vec<Vec<FeatureHist>>,
     free: Vec<usize>,
     scratch: Vec<Vec<FeatureHist>>,
+    /// Per feature: +1 (value may only rise with the feature), -1 (only
+    /// fall) or 0; empty when nothing is constrained.
+    monotonic: Vec<i8>,
 }
 
 #[inline]
@@ -108,7 +121,39 @@ impl Grower {
             pool: Vec::new(),
             free: Vec::new(),
             scratch: vec![vec![EMPTY; n_features]; hist::MAX_BLOCKS - 1],
+            monotonic: Vec::new(),
         }
+    }
+
+    /// Constrains the trees: per feature +1 (predictions may only rise as
+    /// the feature rises), -1 (only fall) or 0 (free).
+    pub fn with_monotonic(mut self, cst: Vec<i8>) -> Self {
+        self.monotonic = if cst.iter().any(|&c| c != 0) {
+            cst
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// A leaf's best value within `bounds` (before shrinkage).
+    fn value(&self, b: Bin, bounds: Bounds) -> f64 {
+        let d = b.h + self.params.l2;
+        let v = if d > 0.0 { -b.g / d } else { 0.0 };
+        v.clamp(bounds.0, bounds.1)
+    }
+
+    /// The children's bounds after splitting a leaf bounded by `bounds` on
+    /// `feature` into children of sums `left` and `right`.
+    fn child_bounds(&self, feature: usize, bounds: Bounds, left: Bin, right: Bin) -> [Bounds; 2] {
+        let c = self.monotonic.get(feature).copied().unwrap_or(0);
+        if c == 0 {
+            return [bounds, bounds];
+        }
+        let mid = (self.value(left, bounds) + self.value(right, bounds)) / 2.0;
+        let low = (bounds.0, bounds.1.min(mid));
+        let high = (bounds.0.max(mid), bounds.1);
+        if c > 0 { [low, high] } else { [high, low] }
     }
 
     fn take(&mut self) -> usize {
@@ -129,9 +174,22 @@ impl Grower {
         sum: Bin,
         features: &[usize],
         exact_counts: bool,
+        bounds: Bounds,
     ) -> Option<Split> {
         let p = &self.params;
-        let parent = score(sum, p.l2);
+        let constrained = !self.monotonic.is_empty();
+        // With monotonic constraints leaf values are clipped to bounds: a
+        // side's score is then -(2 G v + (H + l2) v^2) at its clipped value
+        // v, which is G^2 / (H + l2) when nothing is clipped.
+        let bounded = |b: Bin| {
+            let v = self.value(b, bounds);
+            -(2.0 * b.g * v + (b.h + p.l2) * v * v)
+        };
+        let parent = if constrained {
+            bounded(sum)
+        } else {
+            score(sum, p.l2)
+        };
         let min_gain = 1e-12 * parent.abs() + 1e-15;
         let per_hessian = if exact_counts || sum.h <= 0.0 {
             1.0
@@ -154,7 +212,16 @@ impl Grower {
             {
                 return;
             }
-            let gain = score(left, p.l2) + score(right, p.l2) - parent;
+            let gain = if constrained {
+                let c = self.monotonic[feature];
+                let (vl, vr) = (self.value(left, bounds), self.value(right, bounds));
+                if (c > 0 && vl > vr) || (c < 0 && vl < vr) {
+                    return;
+                }
+                bounded(left) + bounded(right) - parent
+            } else {
+                score(left, p.l2) + score(right, p.l2) - parent
+            };
             if gain > min_gain && best.is_none_or(|b| gain > b.gain) {
                 best = Some(Split {
                     feature,
@@ -273,7 +340,14 @@ impl Grower {
         self.pool[root_hist] = out;
         let mut nodes = vec![Node::leaf(0.0)];
         let split = if self.can_split(idx.len(), 0) {
-            self.best_split(data, &self.pool[root_hist], sum, feature_list, unit_hessian)
+            self.best_split(
+                data,
+                &self.pool[root_hist],
+                sum,
+                feature_list,
+                unit_hessian,
+                UNBOUNDED,
+            )
         } else {
             None
         };
@@ -285,6 +359,7 @@ impl Grower {
             hist: Some(root_hist),
             split,
             node: 0,
+            bounds: UNBOUNDED,
         }];
         let mut done: Vec<Leaf> = Vec::new();
         let mut leaves = 1;
@@ -320,6 +395,7 @@ impl Grower {
                     hi: leaf.hi,
                     node: leaf.node,
                     sum: leaf.sum,
+                    bounds: leaf.bounds,
                 });
                 continue;
             }
@@ -375,6 +451,7 @@ impl Grower {
             }
             // The two children's split searches are independent: run them
             // side by side.
+            let bounds = self.child_bounds(s.feature, leaf.bounds, left_sum, right_sum);
             let search = |c: usize| match hists[c] {
                 Some(h) if want[c] => self.best_split(
                     data,
@@ -382,6 +459,7 @@ impl Grower {
                     children[c].2,
                     feature_list,
                     unit_hessian,
+                    bounds[c],
                 ),
                 _ => None,
             };
@@ -408,6 +486,7 @@ impl Grower {
                     hist,
                     split,
                     node: child.3,
+                    bounds: bounds[c],
                 };
                 if o.split.is_some() {
                     open.push(o);
@@ -417,6 +496,7 @@ impl Grower {
                         hi: o.hi,
                         node: o.node,
                         sum: o.sum,
+                        bounds: o.bounds,
                     });
                 }
             }
@@ -430,15 +510,11 @@ impl Grower {
                 hi: o.hi,
                 node: o.node,
                 sum: o.sum,
+                bounds: o.bounds,
             });
         }
         for leaf in &done {
-            let v = -p.learning_rate * leaf.sum.g / (leaf.sum.h + p.l2);
-            nodes[leaf.node].value = if leaf.sum.h + p.l2 > 0.0 {
-                v as f32
-            } else {
-                0.0
-            };
+            nodes[leaf.node].value = (p.learning_rate * self.value(leaf.sum, leaf.bounds)) as f32;
         }
         done.sort_unstable_by_key(|l| l.lo);
         Grown {

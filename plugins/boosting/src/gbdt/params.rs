@@ -29,6 +29,7 @@ const EARLY_TYPE: &str = r#""auto" | true | false"#;
 const OPEN_UNIT_TYPE: &str = "float in (0, 1)";
 const QUANTILE_TYPE: &str = "float in (0, 1) | null";
 const POSITIVE_TYPE: &str = "float > 0";
+const MONOTONIC_TYPE: &str = r#"[-1 | 0 | 1, ...] | {"<feature>": -1 | 0 | 1, ...} | null"#;
 const CLASS_WEIGHT_TYPE: &str = r#""balanced" | {"<class index>": weight, ...} | null"#;
 
 /// The parameter schema.
@@ -163,6 +164,15 @@ pub fn specs() -> Vec<ParamSpec> {
              proportional to class frequencies) or a table from class index to weight",
             check_class_weight,
         ),
+        ParamSpec::custom(
+            "monotonic_cst",
+            MONOTONIC_TYPE,
+            Value::Null,
+            "monotonic constraints: per feature 1 (predictions may only rise as it rises), -1 \
+             (only fall) or 0, as a list in column order or a table from feature name to \
+             constraint; not for multiclass",
+            check_monotonic,
+        ),
         ParamSpec::int(
             "random_state",
             None,
@@ -174,6 +184,27 @@ pub fn specs() -> Vec<ParamSpec> {
 
 fn expected(ty: &str, v: &Value) -> String {
     format!("expected {ty}, got {v}")
+}
+
+fn constraint(v: &Value) -> Option<i8> {
+    match v.as_i64() {
+        Some(c @ -1..=1) => Some(c as i8),
+        _ => None,
+    }
+}
+
+fn check_monotonic(v: &Value) -> Result<(), String> {
+    let ok = match v {
+        Value::Null => true,
+        Value::Array(a) => a.iter().all(|c| constraint(c).is_some()),
+        Value::Object(m) => m.values().all(|c| constraint(c).is_some()),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(expected(MONOTONIC_TYPE, v))
+    }
 }
 
 fn check_positive(v: &Value) -> Result<(), String> {
@@ -351,6 +382,9 @@ pub struct Config {
     pub class_weight: ClassWeight,
     /// Seed.
     pub random_state: Option<u64>,
+    /// Monotonic constraints as given (resolved against feature names at
+    /// fit time).
+    pub monotonic_cst: Value,
     /// The parameters as given, for the model summary.
     pub json: Value,
 }
@@ -413,8 +447,58 @@ impl Config {
             quantile: p.get("quantile").as_f64(),
             class_weight: class_weight(p.get("class_weight")).unwrap_or(ClassWeight::None),
             random_state: p.opt_u64("random_state"),
+            monotonic_cst: p.get("monotonic_cst").clone(),
             json: p.to_json(),
         })
+    }
+
+    /// The monotonic constraint of each feature (empty: none), for a
+    /// model of `n_outputs` raw scores.
+    ///
+    /// # Errors
+    /// A list of the wrong length, an unknown feature name, or
+    /// constraints on a multiclass model.
+    pub fn monotonic_for(
+        &self,
+        names: &[tessera_core::abi_stable::std_types::RString],
+        n_outputs: usize,
+    ) -> Result<Vec<i8>, PluginError> {
+        let bad =
+            |why: String| PluginError::params(format!("gradient_boosting: monotonic_cst: {why}"));
+        let cst: Vec<i8> = match &self.monotonic_cst {
+            Value::Null => return Ok(Vec::new()),
+            Value::Array(a) => {
+                if a.len() != names.len() {
+                    return Err(bad(format!(
+                        "{} constraints for {} feature columns",
+                        a.len(),
+                        names.len()
+                    )));
+                }
+                a.iter().map(|c| constraint(c).unwrap_or(0)).collect()
+            }
+            Value::Object(m) => {
+                let mut cst = vec![0i8; names.len()];
+                for (name, c) in m {
+                    let Some(f) = names.iter().position(|n| n.as_str() == name) else {
+                        let all: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                        let hint = tessera_core::params::closest(name, &all)
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default();
+                        return Err(bad(format!("no feature column `{name}`{hint}")));
+                    };
+                    cst[f] = constraint(c).unwrap_or(0);
+                }
+                cst
+            }
+            _ => return Ok(Vec::new()),
+        };
+        if n_outputs > 1 && cst.iter().any(|&c| c != 0) {
+            return Err(bad(
+                "monotonic constraints are not supported for multiclass classification".into(),
+            ));
+        }
+        Ok(cst)
     }
 
     /// The loss for `task`.
@@ -489,6 +573,8 @@ mod tests {
             (r#"{"max_bins": 300}"#, "max_bins"),
             (r#"{"class_weight": "balanced_subsample"}"#, "class_weight"),
             (r#"{"n_estimator": 5}"#, "n_estimators"),
+            (r#"{"monotonic_cst": [2]}"#, "monotonic_cst"),
+            (r#"{"monotonic_cst": "up"}"#, "monotonic_cst"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.message.contains(needle), "{text}: {}", e.message);

@@ -199,7 +199,7 @@ impl Residuals<'_> {
                 let i = i as usize;
                 (f64::from(self.y[i]) - self.raw[i], f64::from(self.w[i]))
             }));
-            let v = learning_rate * loss.refit(buf, delta);
+            let v = learning_rate * loss.refit(buf, delta).clamp(leaf.bounds.0, leaf.bounds.1);
             grown.tree.nodes[leaf.node].value = v as f32;
         }
     }
@@ -342,7 +342,8 @@ fn fit(
         min_hessian: MIN_HESSIAN,
         learning_rate: cfg.learning_rate,
     };
-    let mut grower = Grower::new(grow_params, p);
+    let monotonic = cfg.monotonic_for(&data.feature_names, k)?;
+    let mut grower = Grower::new(grow_params, p).with_monotonic(monotonic);
     let n_bins: Vec<usize> = (0..p).map(|f| cols.mapper(f).n_bins()).collect();
     let gdata = Data {
         rows: RowBins {
