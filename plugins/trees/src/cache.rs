@@ -6,7 +6,9 @@
 //! most recent matrix is kept, keyed by the matrix's address, shape, bin
 //! count and a hash of every value, and handed out again when all of them
 //! match. One entry only: a different matrix replaces it, so at most one
-//! binned copy (two bytes per value) outlives its fit.
+//! binned copy (two bytes per value) outlives its fit, and only for
+//! matrices of at most [`MAX_CACHED_VALUES`] values (256 MiB binned), so a
+//! long-running host that trains on huge data keeps nothing behind.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +19,8 @@ use crate::BinnedData;
 /// Matrices smaller than this many values are binned afresh: cheap, and
 /// not worth keeping.
 const MIN_CACHED_VALUES: usize = 1 << 20;
+/// Matrices larger than this many values are binned afresh every time.
+pub const MAX_CACHED_VALUES: usize = 128 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Key {
@@ -56,7 +60,7 @@ pub fn binned(
     max_bins: usize,
     parallel: bool,
 ) -> Arc<BinnedData> {
-    if x.len() < MIN_CACHED_VALUES {
+    if !(MIN_CACHED_VALUES..=MAX_CACHED_VALUES).contains(&x.len()) {
         return Arc::new(BinnedData::from_rows(
             x, n_rows, n_features, max_bins, parallel,
         ));
