@@ -185,46 +185,43 @@ impl Loss {
                 });
             return;
         }
-        // Multiclass: each row's softmax needs all its scores.
-        let rows: Vec<usize> = (0..n).step_by(CHUNK).collect();
-        let parts: Vec<Vec<[f32; 2]>> = rows
-            .par_iter()
-            .map(|&start| {
-                let end = (start + CHUNK).min(n);
-                let mut out = vec![[0.0f32; 2]; (end - start) * k];
-                let mut p = vec![0.0f64; k];
-                for i in start..end {
-                    let mut max = f64::NEG_INFINITY;
-                    for (c, p) in p.iter_mut().enumerate() {
-                        *p = raw[c * n + i];
-                        max = max.max(*p);
-                    }
-                    let mut sum = 0.0;
-                    for p in p.iter_mut() {
-                        *p = (*p - max).exp();
-                        sum += *p;
-                    }
-                    let wi = f64::from(w[i]);
-                    let yi = y[i] as usize;
-                    for (c, &pc) in p.iter().enumerate() {
-                        let pc = pc / sum;
-                        let target = if c == yi { 1.0 } else { 0.0 };
-                        out[c * (end - start) + i - start] = [
-                            (wi * (pc - target)) as f32,
-                            (wi * (pc * (1.0 - pc)).max(1e-16)) as f32,
-                        ];
-                    }
-                }
-                out
-            })
+        // Multiclass: each row's softmax needs all its scores. Each task
+        // takes a block of rows and writes that block of every class.
+        let mut blocks: Vec<Vec<&mut [[f32; 2]]>> = (0..n.div_ceil(CHUNK))
+            .map(|_| Vec::with_capacity(k))
             .collect();
-        for (&start, part) in rows.iter().zip(&parts) {
-            let len = part.len() / k;
-            for c in 0..k {
-                gh[c * n + start..c * n + start + len]
-                    .copy_from_slice(&part[c * len..(c + 1) * len]);
+        for class in gh.chunks_mut(n) {
+            for (b, piece) in class.chunks_mut(CHUNK).enumerate() {
+                blocks[b].push(piece);
             }
         }
+        blocks.into_par_iter().enumerate().for_each(|(b, mut out)| {
+            let start = b * CHUNK;
+            let mut p = vec![0.0f64; k];
+            for j in 0..out[0].len() {
+                let i = start + j;
+                let mut max = f64::NEG_INFINITY;
+                for (c, p) in p.iter_mut().enumerate() {
+                    *p = raw[c * n + i];
+                    max = max.max(*p);
+                }
+                let mut sum = 0.0;
+                for p in p.iter_mut() {
+                    *p = (*p - max).exp();
+                    sum += *p;
+                }
+                let wi = f64::from(w[i]);
+                let yi = y[i] as usize;
+                for (c, (&pc, o)) in p.iter().zip(out.iter_mut()).enumerate() {
+                    let pc = pc / sum;
+                    let target = if c == yi { 1.0 } else { 0.0 };
+                    o[j] = [
+                        (wi * (pc - target)) as f32,
+                        (wi * (pc * (1.0 - pc)).max(1e-16)) as f32,
+                    ];
+                }
+            }
+        });
     }
 
     /// The weighted mean loss over `rows` (all rows when `None`) of raw
@@ -426,6 +423,37 @@ mod tests {
         for i in 0..2 {
             let s: f32 = (0..3).map(|c| gh[c * 2 + i][0]).sum();
             assert!(s.abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn multiclass_gradients_of_many_rows_land_in_their_class_blocks() {
+        let (n, k) = (2 * CHUNK + 123, 3);
+        let l = Loss::new(LossKind::LogLoss, k);
+        let y: Vec<f32> = (0..n).map(|i| (i % k) as f32).collect();
+        let w: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32).collect();
+        let raw: Vec<f64> = (0..n * k)
+            .map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0)
+            .collect();
+        let mut gh = vec![[0.0f32; 2]; n * k];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| l.gradients(&y, &w, &raw, 0.0, &mut gh));
+        for i in [0, 1, CHUNK - 1, CHUNK, CHUNK + 7, n - 1] {
+            let scores: Vec<f64> = (0..k).map(|c| raw[c * n + i]).collect();
+            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = scores.iter().map(|v| (v - max).exp()).sum();
+            for c in 0..k {
+                let p = (scores[c] - max).exp() / s;
+                let t = if c == y[i] as usize { 1.0 } else { 0.0 };
+                let g = f64::from(w[i]) * (p - t);
+                assert!(
+                    (f64::from(gh[c * n + i][0]) - g).abs() < 1e-5,
+                    "row {i} class {c}"
+                );
+            }
         }
     }
 
