@@ -431,6 +431,27 @@ impl<'a> ByteReader<'a> {
         Ok(f64::from_le_bytes(self.array(what)?))
     }
 
+    /// A little-endian `f32`.
+    ///
+    /// # Errors
+    /// Truncated bytes.
+    pub fn f32(&mut self, what: &str) -> Result<f32, PluginError> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
+
+    /// A `u32` count of items of `size` bytes each, refused unless that
+    /// many bytes are still there (so nothing huge is allocated for it).
+    ///
+    /// # Errors
+    /// Truncated bytes, or a count the bytes left cannot hold.
+    pub fn count(&mut self, size: usize, what: &str) -> Result<usize, PluginError> {
+        let n = self.u32(what)? as usize;
+        match n.checked_mul(size.max(1)) {
+            Some(b) if b <= self.left() => Ok(n),
+            _ => Err(self.corrupt(format!("{what} is {n}, more than the bytes left hold"))),
+        }
+    }
+
     /// A length-prefixed (`u32`) UTF-8 string.
     ///
     /// # Errors
@@ -606,6 +627,20 @@ mod tests {
         let huge = u64::MAX.to_le_bytes();
         let e = ByteReader::new(&huge, "meta").blob("blob").unwrap_err();
         assert_eq!(e.kind, ErrorKind::CORRUPT_MODEL);
+        let e = ByteReader::new(&u32::MAX.to_le_bytes(), "meta")
+            .count(8, "nodes")
+            .unwrap_err();
+        assert!(
+            e.message.contains("more than the bytes left"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            ByteReader::new(&1.5f32.to_le_bytes(), "meta")
+                .f32("x")
+                .unwrap(),
+            1.5
+        );
         assert!(put_u32(&mut Vec::new(), usize::MAX, "meta", "count").is_err());
     }
 }

@@ -34,6 +34,47 @@ pub fn with_thread_budget<R: Send>(
     Ok(pool.install(f))
 }
 
+/// Runs `f` on blocks of `chunk_rows` rows of the row-major `x` (`cols`
+/// values per row) and the matching blocks of `out` (`width` values per
+/// row), checking for cancellation before each block: in parallel within
+/// the context's thread budget, or inline when the budget is one thread or
+/// the rows fit in one block. The batch-prediction loop of a model.
+///
+/// # Errors
+/// Cancellation, or no threads.
+pub fn for_row_blocks<T: Send>(
+    ctx: &HostContextRef<'_>,
+    x: &[f32],
+    cols: usize,
+    out: &mut [T],
+    width: usize,
+    chunk_rows: usize,
+    f: impl Fn(&[f32], &mut [T]) + Sync,
+) -> Result<(), PluginError> {
+    use rayon::prelude::*;
+    let chunk_rows = chunk_rows.max(1);
+    let run = |(xc, oc): (&[f32], &mut [T])| {
+        if ctx.is_cancelled() {
+            return Err(PluginError::cancelled());
+        }
+        f(xc, oc);
+        Ok(())
+    };
+    let threads = ctx.threads() as usize;
+    let rows = x.len() / cols.max(1);
+    if threads <= 1 || rows <= chunk_rows {
+        x.chunks(chunk_rows * cols.max(1))
+            .zip(out.chunks_mut(chunk_rows * width.max(1)))
+            .try_for_each(run)
+    } else {
+        with_thread_budget(threads, || {
+            x.par_chunks(chunk_rows * cols.max(1))
+                .zip(out.par_chunks_mut(chunk_rows * width.max(1)))
+                .try_for_each(run)
+        })?
+    }
+}
+
 /// A context that forwards to a parent but reports its own thread budget and,
 /// optionally, no progress. Meta-learners hand one to each child learner so
 /// the children share the parent's budget instead of multiplying it.

@@ -1,12 +1,11 @@
 //! A trained forest (or single tree): prediction (mean of the trees' class
 //! distributions or values), its summary, and its exchange form.
 
-use rayon::prelude::*;
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
     ir::{Combine, Link, ModelIr, TreeEnsemble},
-    plugin::{ModelImpl, with_thread_budget},
+    plugin::{ModelImpl, for_row_blocks},
 };
 
 use crate::{
@@ -150,29 +149,13 @@ impl ForestModel {
     fn average(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f32>, PluginError> {
         let (k, p) = (self.n_outputs(), self.n_features);
         let mut out = vec![0.0f32; x.rows() * k];
-        let xs = x.as_slice();
         let threads = ctx.threads() as usize;
-        let run = |(xc, oc): (&[f32], &mut [f32])| {
-            if ctx.is_cancelled() {
-                return Err(PluginError::cancelled());
-            }
-            self.average_into(xc, oc);
-            Ok(())
-        };
         // One chunk per thread (capped, for cancellation checks): each tree
         // is walked by as many rows as possible while its nodes are cached.
         let chunk = x.rows().div_ceil(threads.max(1)).clamp(LANES, CHUNK);
-        if threads <= 1 || x.rows() <= chunk {
-            xs.chunks(chunk * p)
-                .zip(out.chunks_mut(chunk * k))
-                .try_for_each(run)?;
-        } else {
-            with_thread_budget(threads, || {
-                xs.par_chunks(chunk * p)
-                    .zip(out.par_chunks_mut(chunk * k))
-                    .try_for_each(run)
-            })??;
-        }
+        for_row_blocks(ctx, x.as_slice(), p, &mut out, k, chunk, |xc, oc| {
+            self.average_into(xc, oc)
+        })?;
         Ok(out)
     }
 }

@@ -14,7 +14,10 @@
 //! allocating, and every node's references before accepting a tree, so
 //! garbage is refused with a [`PluginError::corrupt`] and never panics.
 
-use tessera_core::{HostContextRef, PluginError, Task, plugin::ModelImpl};
+use tessera_core::{
+    HostContextRef, PluginError, Task,
+    plugin::{ModelImpl, members::ByteReader},
+};
 
 use crate::{
     model::ForestModel,
@@ -66,99 +69,52 @@ pub fn to_bytes(m: &ForestModel) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    learner: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn corrupt(&self, why: impl std::fmt::Display) -> PluginError {
-        PluginError::corrupt(format!("{} model: {why}", self.learner))
+/// Reads one tree (its `index` in the model) from `r`.
+fn tree(
+    r: &mut ByteReader<'_>,
+    index: usize,
+    n_features: usize,
+    n_classes: usize,
+) -> Result<Tree, PluginError> {
+    let n_nodes = r.count(NODE_BYTES, "node count")?;
+    let n_values = r.count(4, "value count")?;
+    let width = Tree::leaf_width(n_classes);
+    if n_nodes == 0 || (width == 1 && n_values != 0) {
+        return Err(r.corrupt(format!(
+            "tree {index} has {n_nodes} nodes and {n_values} values"
+        )));
     }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], PluginError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| self.corrupt(format!("truncated while reading {what}")))?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], PluginError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PluginError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, PluginError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-
-    fn f64(&mut self, what: &str) -> Result<f64, PluginError> {
-        Ok(f64::from_le_bytes(self.array(what)?))
-    }
-
-    /// A count of items of `size` bytes each, refused unless that many
-    /// bytes are still there.
-    fn count(&mut self, size: usize, what: &str) -> Result<usize, PluginError> {
-        let n = self.u32(what)? as usize;
-        match n.checked_mul(size) {
-            Some(b) if b <= self.bytes.len() - self.pos => Ok(n),
-            _ => Err(self.corrupt(format!("{what} is {n}, more than the bytes left hold"))),
+    let raw = r.take(n_nodes * NODE_BYTES, "nodes")?;
+    let mut nodes = Vec::with_capacity(n_nodes);
+    for (i, c) in raw.chunks_exact(NODE_BYTES).enumerate() {
+        let word = |k: usize| u32::from_le_bytes([c[k], c[k + 1], c[k + 2], c[k + 3]]);
+        let n = Node {
+            feature: word(0),
+            threshold: f32::from_bits(word(4)),
+            right: word(8),
+        };
+        let ok = if n.is_leaf() {
+            width == 1
+                || (n.right as usize)
+                    .checked_add(width)
+                    .is_some_and(|e| e <= n_values)
+        } else {
+            // Both children after their parent: no cycles, so
+            // prediction ends.
+            let right = n.right as usize;
+            n.feature_index() < n_features && right > i + 1 && right < n_nodes
+        };
+        if !ok {
+            return Err(r.corrupt(format!("node {i} of tree {index} is malformed")));
         }
+        nodes.push(n);
     }
-
-    fn tree(
-        &mut self,
-        index: usize,
-        n_features: usize,
-        n_classes: usize,
-    ) -> Result<Tree, PluginError> {
-        let n_nodes = self.count(NODE_BYTES, "node count")?;
-        let n_values = self.count(4, "value count")?;
-        let width = Tree::leaf_width(n_classes);
-        if n_nodes == 0 || (width == 1 && n_values != 0) {
-            return Err(self.corrupt(format!(
-                "tree {index} has {n_nodes} nodes and {n_values} values"
-            )));
-        }
-        let raw = self.take(n_nodes * NODE_BYTES, "nodes")?;
-        let mut nodes = Vec::with_capacity(n_nodes);
-        for (i, c) in raw.chunks_exact(NODE_BYTES).enumerate() {
-            let word = |k: usize| u32::from_le_bytes([c[k], c[k + 1], c[k + 2], c[k + 3]]);
-            let n = Node {
-                feature: word(0),
-                threshold: f32::from_bits(word(4)),
-                right: word(8),
-            };
-            let ok = if n.is_leaf() {
-                width == 1
-                    || (n.right as usize)
-                        .checked_add(width)
-                        .is_some_and(|e| e <= n_values)
-            } else {
-                // Both children after their parent: no cycles, so
-                // prediction ends.
-                let right = n.right as usize;
-                n.feature_index() < n_features && right > i + 1 && right < n_nodes
-            };
-            if !ok {
-                return Err(self.corrupt(format!("node {i} of tree {index} is malformed")));
-            }
-            nodes.push(n);
-        }
-        let raw = self.take(n_values * 4, "leaf values")?;
-        let values = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok(Tree { nodes, values })
-    }
+    let raw = r.take(n_values * 4, "leaf values")?;
+    let values = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Tree { nodes, values })
 }
 
 /// Reads a model of `learner` written by [`to_bytes`].
@@ -166,11 +122,7 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// Bytes that are not a complete, well-formed model of that learner.
 pub fn decode_as(bytes: &[u8], learner: &'static str) -> Result<ForestModel, PluginError> {
-    let mut r = Reader {
-        bytes,
-        pos: 0,
-        learner,
-    };
+    let mut r = ByteReader::new(bytes, learner);
     if r.take(4, "the header").ok() != Some(MAGIC.as_slice()) {
         return Err(r.corrupt(format!("not a {learner} model (bad magic bytes)")));
     }
@@ -221,13 +173,10 @@ pub fn decode_as(bytes: &[u8], learner: &'static str) -> Result<ForestModel, Plu
     };
     let mut trees = Vec::with_capacity(n_trees);
     for i in 0..n_trees {
-        trees.push(r.tree(i, n_features, n_classes)?);
+        trees.push(tree(&mut r, i, n_features, n_classes)?);
     }
-    if r.pos != bytes.len() {
-        return Err(r.corrupt(format!(
-            "{} unexpected bytes after the last tree",
-            bytes.len() - r.pos
-        )));
+    if r.left() != 0 {
+        return Err(r.corrupt(format!("{} unexpected bytes after the last tree", r.left())));
     }
     Ok(ForestModel::new(
         learner,

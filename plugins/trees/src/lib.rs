@@ -26,8 +26,9 @@
 //!   learning where missing values go, with per-child count and weight
 //!   limits ([`SplitFinder`]).
 //! * [`rng`]: the small seeded generator the learners draw samples with;
-//!   [`class_weight`]: scikit-learn's `class_weight` values; [`codec`]:
-//!   reading model bytes without trusting them.
+//!   [`class_weight`]: scikit-learn's `class_weight` values; [`cache`]: the
+//!   last binned matrix, reused by repeated fits on the same data;
+//!   [`prefetch`]: a software prefetch hint.
 //!
 //! Nothing here starts threads: [`BinnedData::from_rows`] can spread its
 //! work with rayon, and must then be called inside the pool the caller owns
@@ -36,7 +37,6 @@
 pub mod bin;
 pub mod cache;
 pub mod class_weight;
-pub mod codec;
 pub mod hist;
 pub mod prefetch;
 pub mod rng;

@@ -3,8 +3,6 @@
 //! reproducible from its `random_state` alone, whatever the thread count or
 //! the version of any random-number crate.
 
-use std::hash::{BuildHasher, Hasher};
-
 /// Advances a SplitMix64 state and returns its next output.
 pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -23,19 +21,7 @@ pub fn tree_seed(random_state: u64, index: u64) -> u64 {
     splitmix64(&mut t)
 }
 
-/// A seed from the operating system's hash randomness and the clock, for
-/// `random_state = null`.
-pub fn entropy_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    h.write_u64(nanos);
-    h.write_u32(std::process::id());
-    // Keep seeds within JSON's exact integer range and the schema's `int >= 0`,
-    // so the recorded seed can be passed back as `random_state`.
-    h.finish() >> 12
-}
+pub use tessera_core::plugin::seeds::entropy_seed;
 
 /// Xoshiro256**: fast, small state, good statistical quality.
 #[derive(Clone, Debug)]

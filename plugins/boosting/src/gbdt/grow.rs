@@ -285,18 +285,6 @@ impl Grower {
         best
     }
 
-    /// The histograms of rows `idx`.
-    fn build_hist(
-        &mut self,
-        out: &mut [FeatureHist],
-        data: &Data<'_>,
-        idx: &[u32],
-        gh: &[[f32; 2]],
-        features: Option<&[usize]>,
-    ) {
-        hist::build(out, &mut self.scratch, &data.rows, idx, gh, features);
-    }
-
     fn can_split(&self, n: usize, depth: usize) -> bool {
         depth < self.params.max_depth && n >= 2 * self.params.min_samples_leaf as usize
     }
@@ -327,8 +315,8 @@ impl Grower {
         };
         let p = self.params;
         let root_hist = self.take();
-        let mut out = std::mem::take(&mut self.pool[root_hist]);
-        self.build_hist(&mut out, data, idx, gh, features);
+        let out = &mut self.pool[root_hist];
+        hist::build(out, &mut self.scratch, &data.rows, idx, gh, features);
         let (g, h) = out[feature_list[0]]
             .iter()
             .fold((0.0, 0.0), |(g, h), e| (g + e.g, h + e.h));
@@ -337,7 +325,6 @@ impl Grower {
             h,
             n: idx.len() as u32,
         };
-        self.pool[root_hist] = out;
         let mut nodes = vec![Node::leaf(0.0)];
         let split = if self.can_split(idx.len(), 0) {
             self.best_split(
@@ -437,7 +424,14 @@ impl Grower {
                 let sh = self.take();
                 let mut small_hist = std::mem::take(&mut self.pool[sh]);
                 let (lo, hi) = (children[small].0, children[small].1);
-                self.build_hist(&mut small_hist, data, &idx[lo..hi], gh, features);
+                hist::build(
+                    &mut small_hist,
+                    &mut self.scratch,
+                    &data.rows,
+                    &idx[lo..hi],
+                    gh,
+                    features,
+                );
                 let mut parent = std::mem::take(&mut self.pool[parent_hist]);
                 if want[large] {
                     hist::subtract(&mut parent, &small_hist, features, data.rows.n_bins);

@@ -1,12 +1,11 @@
 //! A trained gradient-boosting model: raw scores (base score plus the sum
 //! of the trees), the link to probabilities, its summary and exchange form.
 
-use rayon::prelude::*;
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
     ir::{self, Combine, ModelIr, TreeEnsemble},
-    plugin::{ModelImpl, with_thread_budget},
+    plugin::{ModelImpl, for_row_blocks},
 };
 
 use super::{loss::Loss, params::LossKind, serialize, tree::Tree};
@@ -100,26 +99,9 @@ impl GbdtModel {
             .cycle()
             .take(x.rows() * k)
             .collect();
-        let xs = x.as_slice();
-        let run = |(xc, rc): (&[f32], &mut [f64])| {
-            if ctx.is_cancelled() {
-                return Err(PluginError::cancelled());
-            }
-            self.raw_into(xc, rc);
-            Ok(())
-        };
-        let threads = ctx.threads() as usize;
-        if threads <= 1 || x.rows() <= CHUNK {
-            xs.chunks(CHUNK * p)
-                .zip(raw.chunks_mut(CHUNK * k))
-                .try_for_each(run)?;
-        } else {
-            with_thread_budget(threads, || {
-                xs.par_chunks(CHUNK * p)
-                    .zip(raw.par_chunks_mut(CHUNK * k))
-                    .try_for_each(run)
-            })??;
-        }
+        for_row_blocks(ctx, x.as_slice(), p, &mut raw, k, CHUNK, |xc, rc| {
+            self.raw_into(xc, rc)
+        })?;
         Ok(raw)
     }
 

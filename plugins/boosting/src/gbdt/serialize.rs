@@ -13,8 +13,10 @@
 //! so every walk ends.
 
 use serde_json::{Value, json};
-use tessera_core::{HostContextRef, PluginError, Task, plugin::ModelImpl};
-use tessera_trees::codec::Reader;
+use tessera_core::{
+    HostContextRef, PluginError, Task,
+    plugin::{ModelImpl, members::ByteReader},
+};
 
 use super::{
     loss::Loss,
@@ -83,10 +85,6 @@ pub fn to_bytes(m: &GbdtModel) -> Vec<u8> {
     out
 }
 
-fn corrupt(why: impl std::fmt::Display) -> PluginError {
-    PluginError::corrupt(format!("gradient_boosting model: {why}"))
-}
-
 /// Reads a model written by [`to_bytes`].
 ///
 /// # Errors
@@ -100,77 +98,76 @@ pub fn load(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl
 /// # Errors
 /// [`PluginError::corrupt`] for anything that is not such a model.
 pub fn from_bytes(bytes: &[u8]) -> Result<GbdtModel, PluginError> {
-    let mut r = Reader::new(bytes);
-    if r.take(4, "magic").map_err(corrupt)? != MAGIC {
-        return Err(corrupt("not a gradient_boosting model (bad magic)"));
+    let mut r = ByteReader::new(bytes, super::params::LEARNER);
+    if r.take(4, "magic")? != MAGIC {
+        return Err(r.corrupt("not a gradient_boosting model (bad magic)"));
     }
-    let version = r.u8("version").map_err(corrupt)?;
+    let version = r.u8("version")?;
     if version != VERSION {
-        return Err(corrupt(format!(
+        return Err(r.corrupt(format!(
             "format version {version}; this plugin reads version {VERSION}"
         )));
     }
-    let kind = r.u8("task").map_err(corrupt)?;
-    let n_classes = r.u32("class count").map_err(corrupt)?;
+    let kind = r.u8("task")?;
+    let n_classes = r.u32("class count")?;
     let task = match kind {
         Task::REGRESSION => Task::regression(),
         Task::CLASSIFICATION if (2..=1 << 16).contains(&n_classes) => {
             Task::classification(n_classes)
         }
-        _ => return Err(corrupt(format!("bad task {kind} with {n_classes} classes"))),
+        _ => return Err(r.corrupt(format!("bad task {kind} with {n_classes} classes"))),
     };
-    let n_features = r.u32("feature count").map_err(corrupt)? as usize;
-    let code = r.u8("loss").map_err(corrupt)?;
-    let arg = r.f64("loss parameter").map_err(corrupt)?;
+    let n_features = r.u32("feature count")? as usize;
+    let code = r.u8("loss")?;
+    let arg = r.f64("loss parameter")?;
     let kind = match code {
         0 => LossKind::Squared,
         1 => LossKind::Absolute,
         2 => LossKind::Huber(arg),
         3 => LossKind::Quantile(arg),
         4 => LossKind::LogLoss,
-        _ => return Err(corrupt(format!("unknown loss code {code}"))),
+        _ => return Err(r.corrupt(format!("unknown loss code {code}"))),
     };
     if (kind == LossKind::LogLoss) != task.is_classification() {
-        return Err(corrupt("loss does not match the task"));
+        return Err(r.corrupt("loss does not match the task"));
     }
     let loss = Loss::new(kind, n_classes as usize);
-    let meta_len = r.count(1, "summary length").map_err(corrupt)?;
-    let meta: Value = serde_json::from_slice(r.take(meta_len, "summary").map_err(corrupt)?)
-        .map_err(|e| corrupt(format!("summary is not JSON: {e}")))?;
-    let n_base = r.count(8, "base score count").map_err(corrupt)?;
+    let meta_len = r.count(1, "summary length")?;
+    let meta: Value = serde_json::from_slice(r.take(meta_len, "summary")?)
+        .map_err(|e| r.corrupt(format!("summary is not JSON: {e}")))?;
+    let n_base = r.count(8, "base score count")?;
     if n_base != loss.n_outputs {
-        return Err(corrupt(format!(
+        return Err(r.corrupt(format!(
             "{n_base} base scores for {} outputs",
             loss.n_outputs
         )));
     }
     let base = (0..n_base)
         .map(|_| r.f64("base score"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(corrupt)?;
-    let n_trees = r.count(4, "tree count").map_err(corrupt)?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let n_trees = r.count(4, "tree count")?;
     if n_trees % loss.n_outputs != 0 {
-        return Err(corrupt(format!(
+        return Err(r.corrupt(format!(
             "{n_trees} trees is not a whole number of rounds of {}",
             loss.n_outputs
         )));
     }
     let mut trees = Vec::with_capacity(n_trees);
     for t in 0..n_trees {
-        let n_nodes = r.count(NODE_BYTES, "node count").map_err(corrupt)?;
+        let n_nodes = r.count(NODE_BYTES, "node count")?;
         if n_nodes == 0 {
-            return Err(corrupt(format!("tree {t} has no nodes")));
+            return Err(r.corrupt(format!("tree {t} has no nodes")));
         }
         let mut nodes = Vec::with_capacity(n_nodes);
         for i in 0..n_nodes {
             let n = Node {
-                feature: r.u32("node").map_err(corrupt)?,
-                threshold: r.f32("node").map_err(corrupt)?,
-                left: r.u32("node").map_err(corrupt)?,
-                right: r.u32("node").map_err(corrupt)?,
-                value: r.f32("node").map_err(corrupt)?,
-                bin: r.u8("node").map_err(corrupt)?,
-                missing_left: r.u8("node").map_err(corrupt)? != 0,
+                feature: r.u32("node")?,
+                threshold: r.f32("node")?,
+                left: r.u32("node")?,
+                right: r.u32("node")?,
+                value: r.f32("node")?,
+                bin: r.u8("node")?,
+                missing_left: r.u8("node")? != 0,
             };
             let ok = n.is_leaf()
                 || ((n.feature as usize) < n_features
@@ -179,13 +176,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<GbdtModel, PluginError> {
                     && (n.left as usize) < n_nodes
                     && (n.right as usize) < n_nodes);
             if !ok {
-                return Err(corrupt(format!("tree {t} node {i} is malformed")));
+                return Err(r.corrupt(format!("tree {t} node {i} is malformed")));
             }
             nodes.push(n);
         }
         trees.push(Tree { nodes });
     }
-    r.finish().map_err(corrupt)?;
+    r.finish()?;
     let floats = |key: &str| -> Vec<f64> {
         meta[key]
             .as_array()
@@ -206,7 +203,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<GbdtModel, PluginError> {
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
     if feature_names.len() != n_features || gain.len() != n_features || splits.len() != n_features {
-        return Err(corrupt("summary does not match the feature count"));
+        return Err(r.corrupt("summary does not match the feature count"));
     }
     Ok(GbdtModel {
         task,

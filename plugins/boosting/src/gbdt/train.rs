@@ -8,6 +8,8 @@
 //! tree walk) and of the validation rows. Everything parallel runs in one
 //! pool sized by the host's thread budget.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use tessera_core::{
     HostContextRef, PluginError, TrainData,
@@ -270,9 +272,8 @@ fn fit(
         Early::Off => false,
         Early::Auto => given.is_some() || y_all.len() > AUTO_EARLY_ROWS,
     };
-    let mut owned_x = Vec::new();
     let (x_train, y_train, w_train, held, source) = match given {
-        Some(_) => (x, y_all.to_vec(), w_all, None, "given"),
+        Some(_) => (Cow::Borrowed(x), y_all.to_vec(), w_all, None, "given"),
         None if early => {
             let (train, held) = holdout_split(y_all, n_classes, cfg.validation_fraction, &mut rng);
             if held.is_empty() || train.is_empty() {
@@ -283,12 +284,17 @@ fn fit(
                     cfg.validation_fraction
                 )));
             }
-            owned_x = gather(x, p, &train);
             let yt = train.iter().map(|&i| y_all[i]).collect();
             let wt = train.iter().map(|&i| w_all[i]).collect();
-            (&owned_x[..], yt, wt, Some(held), "split")
+            (
+                Cow::Owned(gather(x, p, &train)),
+                yt,
+                wt,
+                Some(held),
+                "split",
+            )
         }
-        None => (x, y_all.to_vec(), w_all, None, ""),
+        None => (Cow::Borrowed(x), y_all.to_vec(), w_all, None, ""),
     };
     let n = y_train.len();
     if w_train.iter().all(|&w| w == 0.0) {
@@ -297,7 +303,8 @@ fn fit(
         ));
     }
 
-    let cols = BinnedData::from_rows(x_train, n, p, cfg.max_bins, threads > 1);
+    let cols = BinnedData::from_rows(&x_train, n, p, cfg.max_bins, threads > 1);
+    drop(x_train);
 
     let mut valid: Option<Valid> = match (given, &held) {
         (Some(v), _) => Some(Valid::new(
@@ -316,7 +323,6 @@ fn fit(
         )),
         _ => None,
     };
-    drop(owned_x);
 
     let base = loss.base_score(&y_train, &w_train);
     let mut raw: Vec<f64> = base
