@@ -7,6 +7,11 @@ use abi_stable::{
     std_types::{RString, RVec},
 };
 
+use crate::{
+    error::PluginError,
+    plugin::members::{ByteReader, put_u32},
+};
+
 /// A node of a decision tree.
 ///
 /// Internal nodes send a row left when `x[feature] <= threshold`, right
@@ -216,4 +221,213 @@ pub enum ModelIr {
         /// The bytes.
         bytes: RVec<u8>,
     },
+}
+
+/// The first bytes of a [`TreeEnsemble`] in its byte form.
+pub const TREES_MAGIC: &[u8; 4] = b"TSIR";
+/// The version of that form this crate writes and reads.
+pub const TREES_VERSION: u32 = 1;
+/// Bytes of one node in the byte form.
+const NODE_BYTES: usize = 21;
+
+impl TreeEnsemble {
+    /// The ensemble as bytes (little-endian): [`TREES_MAGIC`], the
+    /// version, the shape, the base score, then each tree's output, nodes
+    /// and leaf values. [`TreeEnsemble::from_bytes`] reads it back.
+    ///
+    /// # Errors
+    /// More trees, nodes or values than a `u32` counts.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
+        let nodes: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
+        let mut out = Vec::with_capacity(64 + nodes * NODE_BYTES);
+        out.extend_from_slice(TREES_MAGIC);
+        for v in [
+            TREES_VERSION,
+            self.n_features,
+            self.n_outputs,
+            self.n_classes,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(self.combine as u8);
+        out.push(self.link as u8);
+        let put = |out: &mut Vec<u8>, n: usize, what: &str| put_u32(out, n, "tree ensemble", what);
+        put(&mut out, self.base_score.len(), "base scores")?;
+        for b in self.base_score.iter() {
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        put(&mut out, self.trees.len(), "trees")?;
+        for t in self.trees.iter() {
+            out.extend_from_slice(&t.output.to_le_bytes());
+            put(&mut out, t.nodes.len(), "nodes")?;
+            for n in t.nodes.iter() {
+                for v in [n.feature, n.threshold.to_bits(), n.left, n.right, n.value] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.push(n.missing_left);
+            }
+            put(&mut out, t.values.len(), "leaf values")?;
+            for v in t.values.iter() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads what [`TreeEnsemble::to_bytes`] wrote, and how many bytes it
+    /// took (the ensemble may be followed by other data).
+    ///
+    /// Only the form is checked here: that every count fits the bytes and
+    /// the enums are known. Whether the trees make sense (indices in range,
+    /// no cycles) is the inference engine's check, done when it compiles
+    /// them.
+    ///
+    /// # Errors
+    /// Bytes that are not an ensemble, a newer version, or truncated.
+    pub fn from_bytes(bytes: &[u8]) -> Result<(Self, usize), PluginError> {
+        let mut r = ByteReader::new(bytes, "tree ensemble");
+        if r.take(4, "magic")? != TREES_MAGIC {
+            return Err(r.corrupt("not a tree ensemble (bad magic bytes)"));
+        }
+        let version = r.u32("version")?;
+        if version != TREES_VERSION {
+            return Err(r.corrupt(format!(
+                "format version {version}; this build reads version {TREES_VERSION}"
+            )));
+        }
+        let n_features = r.u32("n_features")?;
+        let n_outputs = r.u32("n_outputs")?;
+        let n_classes = r.u32("n_classes")?;
+        let combine = match r.u8("combine")? {
+            0 => Combine::Sum,
+            1 => Combine::Mean,
+            2 => Combine::Vote,
+            c => return Err(r.corrupt(format!("unknown combination {c}"))),
+        };
+        let link = match r.u8("link")? {
+            0 => Link::Identity,
+            1 => Link::Sigmoid,
+            2 => Link::Softmax,
+            l => return Err(r.corrupt(format!("unknown link {l}"))),
+        };
+        let n = r.count(4, "base scores")?;
+        let base_score = (0..n)
+            .map(|_| r.f32("base score"))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A tree takes at least 12 bytes.
+        let n_trees = r.count(12, "trees")?;
+        let mut trees = Vec::with_capacity(n_trees);
+        for _ in 0..n_trees {
+            let output = r.u32("tree output")?;
+            let n = r.count(NODE_BYTES, "nodes")?;
+            let mut nodes = Vec::with_capacity(n);
+            for _ in 0..n {
+                nodes.push(TreeNode {
+                    feature: r.u32("node")?,
+                    threshold: r.f32("node")?,
+                    left: r.u32("node")?,
+                    right: r.u32("node")?,
+                    value: r.u32("node")?,
+                    missing_left: r.u8("node")?,
+                });
+            }
+            let n = r.count(4, "leaf values")?;
+            let values = (0..n)
+                .map(|_| r.f32("leaf value"))
+                .collect::<Result<Vec<_>, _>>()?;
+            trees.push(Tree {
+                nodes: nodes.into(),
+                values: values.into(),
+                output,
+            });
+        }
+        let used = bytes.len() - r.left();
+        Ok((
+            Self {
+                n_features,
+                n_outputs,
+                n_classes,
+                combine,
+                link,
+                base_score: base_score.into(),
+                trees: trees.into(),
+            },
+            used,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TreeEnsemble {
+        let split = TreeNode {
+            feature: 1,
+            threshold: 0.5,
+            left: 1,
+            right: 2,
+            value: 0,
+            missing_left: 1,
+        };
+        let leaf = |value| TreeNode {
+            feature: TreeNode::LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value,
+            missing_left: 0,
+        };
+        TreeEnsemble {
+            n_features: 3,
+            n_outputs: 2,
+            n_classes: 2,
+            combine: Combine::Mean,
+            link: Link::Identity,
+            base_score: vec![0.25, -1.0].into(),
+            trees: vec![
+                Tree {
+                    nodes: vec![split, leaf(0), leaf(2)].into(),
+                    values: vec![0.1, 0.9, 0.7, 0.3].into(),
+                    output: Tree::ALL_OUTPUTS,
+                };
+                3
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip_and_say_how_much_they_took() {
+        let e = sample();
+        let mut bytes = e.to_bytes().unwrap();
+        let n = bytes.len();
+        bytes.extend_from_slice(b"trailing");
+        let (back, used) = TreeEnsemble::from_bytes(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(used, n);
+    }
+
+    #[test]
+    fn every_truncation_and_bad_tag_is_refused() {
+        let bytes = sample().to_bytes().unwrap();
+        for cut in 0..bytes.len() {
+            assert!(
+                TreeEnsemble::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        let e = TreeEnsemble::from_bytes(&bad).unwrap_err();
+        assert!(e.message.contains("magic"), "{}", e.message);
+        let mut bad = bytes.clone();
+        bad[4] = 9;
+        let e = TreeEnsemble::from_bytes(&bad).unwrap_err();
+        assert!(e.message.contains("version 9"), "{}", e.message);
+        let mut bad = bytes;
+        bad[20] = 7;
+        let e = TreeEnsemble::from_bytes(&bad).unwrap_err();
+        assert!(e.message.contains("combination 7"), "{}", e.message);
+    }
 }

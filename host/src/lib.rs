@@ -4,6 +4,7 @@
 //!   components by name;
 //! * [`data`] reads CSV tables into feature matrices and targets;
 //! * [`artifact`] writes and reads model files (header + plugin payload);
+//! * [`import`] reads LightGBM and XGBoost models into the tree-ensemble IR;
 //! * [`model`] joins a plugin model with what the host knows about it
 //!   (feature names, class labels) to predict in the user's terms;
 //! * [`train`] runs a learner on a table and produces a model file;
@@ -17,6 +18,7 @@
 pub mod artifact;
 pub mod context;
 pub mod data;
+pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod params;

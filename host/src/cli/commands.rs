@@ -12,13 +12,14 @@ use serde_json::{Value, json};
 use tessera_host::{
     LoadedModel, Registry, RunContext, Table,
     artifact::{Artifact, write_atomic},
+    import,
     metrics::Metrics,
     params::ParamSet,
     plugin::default_plugin_paths,
     train::{TrainSpec, train as train_model},
 };
 
-use super::{EvalArgs, InspectArgs, PredictArgs, TrainArgs, progress::Bar};
+use super::{EvalArgs, ImportArgs, InspectArgs, Library, PredictArgs, TrainArgs, progress::Bar};
 
 /// A mistake in how the command was called.
 #[derive(Debug, thiserror::Error)]
@@ -452,4 +453,55 @@ fn abbreviate(names: &[String], n: usize) -> String {
         let _ = write!(s, ", … {} more", names.len() - n);
     }
     s
+}
+
+pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let text = std::fs::read_to_string(&a.model)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", a.model.display())))?;
+    let (library, parsed) = match a.from {
+        Library::Lightgbm => ("lightgbm", import::lightgbm(&text)),
+        Library::Xgboost => ("xgboost", import::xgboost(&text)),
+    };
+    let imported = parsed
+        .with_context(|| format!("cannot import {} as a {library} model", a.model.display()))?;
+    let (n_trees, objective) = (imported.ensemble.trees.len(), imported.objective.clone());
+    let registry = env.registry()?;
+    let origin = import::Origin {
+        library,
+        source: &a.model,
+        target: &a.target,
+        classes: a.classes,
+    };
+    let artifact = import::artifact(&registry, imported, &origin)?;
+    // Loading it back through its plugin is the last check before writing.
+    let loaded = LoadedModel::from_artifact(&registry, artifact.clone())
+        .context("the imported model does not load")?;
+    let bytes = artifact.write(&a.out)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let h = &loaded.header;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "out": a.out.display().to_string(),
+                "from": library,
+                "objective": objective,
+                "n_trees": n_trees,
+                "n_features": h.features.len(),
+                "task": h.task,
+                "classes": h.classes,
+                "bytes": bytes,
+                "seconds": seconds,
+            })
+        );
+    } else {
+        println!(
+            "imported {library} model {} ({objective}, {n_trees} trees, {} features) in {seconds:.3} s -> {} ({bytes} bytes)",
+            a.model.display(),
+            h.features.len(),
+            a.out.display()
+        );
+    }
+    Ok(())
 }

@@ -44,6 +44,8 @@ enum Command {
     Eval(EvalArgs),
     /// Show a model file's header and summary.
     Inspect(InspectArgs),
+    /// Turn an XGBoost or LightGBM model into a tessera model.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +164,36 @@ struct InspectArgs {
     json: bool,
 }
 
+/// The libraries `import` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Library {
+    /// A LightGBM text model (`Booster.save_model("model.txt")`).
+    Lightgbm,
+    /// An XGBoost JSON model (`Booster.save_model("model.json")`).
+    Xgboost,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The library that trained the model.
+    #[arg(long, value_name = "LIBRARY")]
+    from: Library,
+    /// The model file.
+    model: PathBuf,
+    /// Where to write the tessera model.
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// The target column's name, for `eval`.
+    #[arg(long, value_name = "COL", default_value = "label")]
+    target: String,
+    /// Class labels in class-index order, comma-separated (default 0, 1, ...).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let env = commands::Env::new(cli.plugins, cli.verbose);
@@ -171,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => commands::predict(&env, a),
         Command::Eval(a) => commands::eval(&env, a),
         Command::Inspect(a) => commands::inspect(&env, a),
+        Command::Import(a) => commands::import(&env, a),
     };
     if cli.verbose
         && let Err(e) = &result
@@ -195,6 +228,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause.is::<ArtifactError>()
             || cause.is::<LoadError>()
             || cause.is::<ParamError>()
+            || cause.is::<tessera_host::import::ImportError>()
             || cause.is::<commands::UsageError>()
         {
             return 2;

@@ -25,6 +25,20 @@ pub fn learner() -> LearnerDef {
                       classification and regression",
         params: params::specs(),
         create: train::create,
-        load: serialize::load,
+        load,
+    }
+}
+
+/// Reads a model back: one this learner trained, or a tree ensemble in
+/// exchange form (an imported XGBoost or LightGBM model), which predicts
+/// through the engine as is.
+fn load(
+    bytes: &[u8],
+    ctx: &tessera_core::HostContextRef<'_>,
+) -> Result<Box<dyn tessera_core::plugin::ModelImpl>, tessera_core::PluginError> {
+    if tessera_engine::IrModel::recognizes(bytes) {
+        Ok(Box::new(tessera_engine::IrModel::from_bytes(bytes)?))
+    } else {
+        serialize::load(bytes, ctx)
     }
 }

@@ -1,19 +1,17 @@
 //! A trained gradient-boosting model: raw scores (base score plus the sum
 //! of the trees), the link to probabilities, its summary and exchange form.
 
+use std::sync::OnceLock;
+
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
     ir::{self, Combine, ModelIr, TreeEnsemble},
-    plugin::{ModelImpl, for_row_blocks},
+    plugin::ModelImpl,
 };
+use tessera_engine::Engine;
 
 use super::{loss::Loss, params::LossKind, serialize, tree::Tree};
-
-/// Rows per unit of parallel work (and between cancellation checks).
-const CHUNK: usize = 16 * 1024;
-/// Rows walked down one tree before the next tree, so its nodes stay cached.
-const BLOCK: usize = 1024;
 
 /// What training recorded, for the summary.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54,16 +52,8 @@ pub struct GbdtModel {
     pub history: History,
     /// Parameters as given, resolved.
     pub params: Value,
-}
-
-fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
+    /// The trees compiled for prediction, built on first use.
+    pub engine: OnceLock<Engine>,
 }
 
 impl GbdtModel {
@@ -72,18 +62,51 @@ impl GbdtModel {
         self.trees.len() / self.loss.n_outputs.max(1)
     }
 
-    /// Adds the trees' raw scores of the rows of `x` into `raw`
-    /// (row-major, `n_outputs` per row, pre-filled with the base score).
-    fn raw_into(&self, x: &[f32], raw: &mut [f64]) {
-        let (p, k) = (self.n_features, self.loss.n_outputs);
-        for (xb, rb) in x.chunks(BLOCK * p).zip(raw.chunks_mut(BLOCK * k)) {
-            for (t, tree) in self.trees.iter().enumerate() {
-                let c = t % k;
-                for (row, r) in xb.chunks_exact(p).zip(rb.chunks_exact_mut(k)) {
-                    r[c] += f64::from(tree.value(row));
-                }
-            }
+    /// The trees in exchange form.
+    pub fn ensemble(&self) -> TreeEnsemble {
+        let k = self.loss.n_outputs;
+        TreeEnsemble {
+            n_features: self.n_features as u32,
+            n_outputs: k as u32,
+            n_classes: if self.task.is_classification() {
+                self.task.n_classes
+            } else {
+                0
+            },
+            combine: Combine::Sum,
+            link: self.loss.link(),
+            base_score: self
+                .base
+                .iter()
+                .map(|&b| b as f32)
+                .collect::<Vec<_>>()
+                .into(),
+            trees: self
+                .trees
+                .iter()
+                .enumerate()
+                .map(|(t, tree)| {
+                    tree.to_ir(if k == 1 {
+                        ir::Tree::ALL_OUTPUTS
+                    } else {
+                        (t % k) as u32
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into(),
         }
+    }
+
+    /// The compiled trees (compiled on the first call).
+    ///
+    /// # Errors
+    /// Trees the engine refuses (a damaged model).
+    pub fn engine(&self) -> Result<&Engine, PluginError> {
+        if let Some(e) = self.engine.get() {
+            return Ok(e);
+        }
+        let e = Engine::new(&self.ensemble())?.with_base(&self.base);
+        Ok(self.engine.get_or_init(|| e))
     }
 
     /// Raw scores of the rows of `x`, row-major, `n_outputs` per row.
@@ -91,39 +114,7 @@ impl GbdtModel {
     /// # Errors
     /// Cancellation, or no threads.
     pub fn raw(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f64>, PluginError> {
-        let (p, k) = (self.n_features, self.loss.n_outputs);
-        let mut raw: Vec<f64> = self
-            .base
-            .iter()
-            .copied()
-            .cycle()
-            .take(x.rows() * k)
-            .collect();
-        for_row_blocks(ctx, x.as_slice(), p, &mut raw, k, CHUNK, |xc, rc| {
-            self.raw_into(xc, rc)
-        })?;
-        Ok(raw)
-    }
-
-    /// Class probabilities from raw scores.
-    fn proba(&self, raw: &[f64]) -> Vec<f32> {
-        let k = self.loss.n_outputs;
-        if k == 1 {
-            raw.iter()
-                .flat_map(|&r| {
-                    let p = 1.0 / (1.0 + (-r).exp());
-                    [(1.0 - p) as f32, p as f32]
-                })
-                .collect()
-        } else {
-            let mut out = Vec::with_capacity(raw.len());
-            for r in raw.chunks_exact(k) {
-                let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let s: f64 = r.iter().map(|v| (v - max).exp()).sum();
-                out.extend(r.iter().map(|v| ((v - max).exp() / s) as f32));
-            }
-            out
-        }
+        self.engine()?.raw(ctx, x)
     }
 
     /// Importances per feature as `{name: value}`, normalised to sum 1
@@ -156,12 +147,8 @@ impl ModelImpl for GbdtModel {
     }
 
     fn predict(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f32>, PluginError> {
-        let raw = self.raw(ctx, x)?;
-        Ok(match (self.task.is_classification(), self.loss.n_outputs) {
-            (false, _) => raw.iter().map(|&r| r as f32).collect(),
-            (true, 1) => raw.iter().map(|&r| f32::from(u8::from(r > 0.0))).collect(),
-            (true, k) => raw.chunks_exact(k).map(|r| argmax(r) as f32).collect(),
-        })
+        let engine = self.engine()?;
+        Ok(engine.labels(&engine.raw(ctx, x)?))
     }
 
     fn predict_proba(
@@ -174,9 +161,9 @@ impl ModelImpl for GbdtModel {
                 "a regression gradient_boosting model does not predict probabilities",
             ));
         }
-        let raw = self.raw(ctx, x)?;
-        let k = self.task.n_classes as usize;
-        Ok(Matrix::new(self.proba(&raw), x.rows(), k))
+        let engine = self.engine()?;
+        let proba = engine.proba(&engine.raw(ctx, x)?);
+        Ok(Matrix::new(proba, x.rows(), engine.n_proba()))
     }
 
     fn describe(&self) -> Value {
@@ -210,36 +197,6 @@ impl ModelImpl for GbdtModel {
     }
 
     fn to_ir(&self) -> Option<ModelIr> {
-        let k = self.loss.n_outputs;
-        Some(ModelIr::Trees(TreeEnsemble {
-            n_features: self.n_features as u32,
-            n_outputs: k as u32,
-            n_classes: if self.task.is_classification() {
-                self.task.n_classes
-            } else {
-                0
-            },
-            combine: Combine::Sum,
-            link: self.loss.link(),
-            base_score: self
-                .base
-                .iter()
-                .map(|&b| b as f32)
-                .collect::<Vec<_>>()
-                .into(),
-            trees: self
-                .trees
-                .iter()
-                .enumerate()
-                .map(|(t, tree)| {
-                    tree.to_ir(if k == 1 {
-                        ir::Tree::ALL_OUTPUTS
-                    } else {
-                        (t % k) as u32
-                    })
-                })
-                .collect::<Vec<_>>()
-                .into(),
-        }))
+        Some(ModelIr::Trees(self.ensemble()))
     }
 }

@@ -205,7 +205,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<GbdtModel, PluginError> {
     if feature_names.len() != n_features || gain.len() != n_features || splits.len() != n_features {
         return Err(r.corrupt("summary does not match the feature count"));
     }
-    Ok(GbdtModel {
+    let model = GbdtModel {
         task,
         n_features,
         loss,
@@ -221,5 +221,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<GbdtModel, PluginError> {
             stopped_early: meta["stopped_early"].as_bool().unwrap_or(false),
         },
         params: meta["params"].clone(),
-    })
+        engine: Default::default(),
+    };
+    // Compiling checks every tree, and a loaded model is about to predict.
+    model.engine()?;
+    Ok(model)
 }

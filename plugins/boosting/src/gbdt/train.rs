@@ -479,6 +479,7 @@ fn fit(
         splits,
         history,
         params,
+        engine: Default::default(),
     })
 }
 

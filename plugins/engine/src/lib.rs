@@ -1,0 +1,402 @@
+//! tessera's tree-ensemble inference engine.
+//!
+//! [`Engine::new`] compiles a [`TreeEnsemble`] (the exchange form every
+//! tree model of tessera exposes) into one array of 16-byte nodes, each
+//! tree's nodes in depth-first order with the left child right after its
+//! parent, and leaves that lead back to themselves (see [`layout`]). It then
+//! predicts:
+//!
+//! * in batches ([`Engine::raw`], [`Engine::raw_into`]): rows go in blocks
+//!   of [`BLOCK`]; every tree walks the whole block, eight rows descending
+//!   in lockstep ([`walk`]), before the next tree, so the block's rows and
+//!   the tree's nodes stay in the first-level cache. A block with no missing
+//!   value takes a walk with no missing-value test. Blocks run in parallel
+//!   within the call's thread budget.
+//! * one row at a time ([`Engine::raw_row`]): eight trees descend in
+//!   lockstep for the one row; no allocation, no thread hand-off.
+//!
+//! Scores add up in `f64`, in the trees' order, so the result does not
+//! depend on the block size or the thread count.
+
+mod layout;
+mod model;
+mod walk;
+
+pub use model::IrModel;
+
+use tessera_core::{
+    HostContextRef, MatrixRef, PluginError,
+    ir::{self, Combine, Link, TreeEnsemble},
+    plugin::for_row_blocks,
+};
+
+pub use layout::{BLOCK, MAX_FEATURES};
+use layout::{Layout, Node, TreeInfo, argmax};
+
+/// Rows (or, for one row, trees) descending in lockstep.
+pub const LANES: usize = 8;
+/// Most rows per unit of parallel work (and between cancellation checks).
+const CHUNK: usize = 16 * 1024;
+
+/// A compiled tree ensemble.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Engine {
+    n_features: usize,
+    n_outputs: usize,
+    n_classes: usize,
+    link: Link,
+    /// Added to every row's outputs after the trees (`n_outputs` values).
+    base: Vec<f64>,
+    /// Applied to the trees' sum: `1 / trees` for a mean or a vote.
+    scale: f64,
+    layout: Layout,
+}
+
+impl Engine {
+    /// Compiles `ens`, checking it whole.
+    ///
+    /// # Errors
+    /// An inconsistent ensemble (outputs, classes, link and base score that
+    /// do not fit together) or a malformed tree (see [`Layout::compile`]).
+    pub fn new(ens: &TreeEnsemble) -> Result<Self, PluginError> {
+        check_shape(ens)?;
+        let mut layout = Layout::compile(ens)?;
+        let k = ens.n_outputs as usize;
+        for t in &mut layout.trees {
+            // A tree whose leaves hold one value for a one-output model
+            // adds to output 0.
+            if t.output == ir::Tree::ALL_OUTPUTS && k == 1 && ens.combine != Combine::Vote {
+                t.output = 0;
+            }
+        }
+        let base = if ens.base_score.is_empty() {
+            vec![0.0; k]
+        } else {
+            ens.base_score.iter().map(|&b| f64::from(b)).collect()
+        };
+        let scale = match ens.combine {
+            Combine::Sum => 1.0,
+            Combine::Mean | Combine::Vote => 1.0 / ens.trees.len() as f64,
+        };
+        Ok(Self {
+            n_features: ens.n_features as usize,
+            n_outputs: k,
+            n_classes: ens.n_classes as usize,
+            link: ens.link,
+            base,
+            scale,
+            layout,
+        })
+    }
+
+    /// Replaces the base score (`n_outputs` values) with a more precise
+    /// one than the exchange form's `f32`s.
+    ///
+    /// # Panics
+    /// When `base` does not hold `n_outputs` values.
+    pub fn with_base(mut self, base: &[f64]) -> Self {
+        assert_eq!(base.len(), self.n_outputs, "one base score per output");
+        self.base = base.to_vec();
+        self
+    }
+
+    /// Input features per row.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Raw outputs per row.
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Classes (0 for regression).
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// The link from raw outputs to probabilities.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.layout.trees.len()
+    }
+
+    /// Nodes in all trees.
+    pub fn n_nodes(&self) -> usize {
+        self.layout.nodes.len()
+    }
+
+    /// The deepest tree's depth.
+    pub fn max_depth(&self) -> u32 {
+        self.layout.trees.iter().map(|t| t.depth).max().unwrap_or(0)
+    }
+
+    /// Bytes the compiled layout takes.
+    pub fn size_bytes(&self) -> usize {
+        self.layout.nodes.len() * std::mem::size_of::<Node>()
+            + self.layout.values.len() * 4
+            + self.layout.trees.len() * std::mem::size_of::<TreeInfo>()
+    }
+
+    /// Raw outputs of the rows of `x` (`n_outputs` per row, row-major),
+    /// blocks in parallel within `ctx`'s thread budget.
+    ///
+    /// # Errors
+    /// A width that is not `n_features`, cancellation, or no threads.
+    pub fn raw(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f64>, PluginError> {
+        self.check_width(x.cols())?;
+        let (p, k) = (self.n_features, self.n_outputs);
+        let mut out = vec![0.0f64; x.rows() * k];
+        if x.rows() < LANES {
+            for (row, o) in x.as_slice().chunks_exact(p).zip(out.chunks_exact_mut(k)) {
+                self.raw_row(row, o);
+            }
+            return Ok(out);
+        }
+        let threads = (ctx.threads() as usize).max(1);
+        let chunk = x.rows().div_ceil(threads).clamp(BLOCK, CHUNK);
+        for_row_blocks(ctx, x.as_slice(), p, &mut out, k, chunk, |xc, oc| {
+            self.raw_into(xc, oc)
+        })?;
+        Ok(out)
+    }
+
+    /// Raw outputs of the rows of `x` (`n_features` values each) into `out`
+    /// (`n_outputs` each), on this thread.
+    ///
+    /// # Panics
+    /// When the lengths do not fit.
+    pub fn raw_into(&self, x: &[f32], out: &mut [f64]) {
+        let (p, k) = (self.n_features, self.n_outputs);
+        assert_eq!(x.len() / p * k, out.len(), "one output row per input row");
+        let mut xt = vec![0.0f32; BLOCK * p];
+        for (xb, ob) in x.chunks(BLOCK * p).zip(out.chunks_mut(BLOCK * k)) {
+            let mut nan = false;
+            for (r, row) in xb.chunks_exact(p).enumerate() {
+                for (f, &v) in row.iter().enumerate() {
+                    xt[f * BLOCK + r] = v;
+                    nan |= v.is_nan();
+                }
+            }
+            let rows = xb.len() / p;
+            if nan {
+                // Rows past the end keep older values: any will do.
+                self.block::<true>(&xt, rows, ob);
+            } else {
+                self.block::<false>(&xt, rows, ob);
+            }
+        }
+    }
+
+    /// One block (`rows` rows, transposed in `xt`): every tree walks all
+    /// its rows, [`LANES`] at a time.
+    fn block<const NAN: bool>(&self, xt: &[f32], rows: usize, ob: &mut [f64]) {
+        let k = self.n_outputs;
+        let nodes = &self.layout.nodes[..];
+        ob.fill(0.0);
+        for t in &self.layout.trees {
+            for r in (0..rows).step_by(LANES) {
+                let leaves = walk::rows::<LANES, NAN>(&self.layout, t.root, t.depth, xt, r);
+                for (l, leaf) in leaves.into_iter().enumerate().take(rows - r) {
+                    let at = (r + l) * k;
+                    self.add(t, nodes[leaf as usize], &mut ob[at..at + k]);
+                }
+            }
+        }
+        for o in ob.chunks_exact_mut(k) {
+            self.finish(o);
+        }
+    }
+
+    /// Raw outputs of one row into `out` (`n_outputs` values): eight trees
+    /// at a time descend for the row. No allocation.
+    ///
+    /// # Panics
+    /// When `row` does not hold `n_features` values or `out` not
+    /// `n_outputs`.
+    pub fn raw_row(&self, row: &[f32], out: &mut [f64]) {
+        assert_eq!(row.len(), self.n_features, "one value per feature");
+        assert_eq!(out.len(), self.n_outputs, "one value per output");
+        if row.iter().any(|v| v.is_nan()) {
+            self.row::<true>(row, out);
+        } else {
+            self.row::<false>(row, out);
+        }
+    }
+
+    fn row<const NAN: bool>(&self, row: &[f32], out: &mut [f64]) {
+        out.fill(0.0);
+        let trees = self.layout.trees.chunks_exact(LANES);
+        let rest = trees.remainder();
+        for group in trees {
+            let roots: [u32; LANES] = std::array::from_fn(|l| group[l].root);
+            let depth = group.iter().map(|t| t.depth).max().unwrap_or(0);
+            let leaves = walk::trees::<LANES, NAN>(&self.layout, roots, depth, row);
+            for (t, leaf) in group.iter().zip(leaves) {
+                self.add(t, self.layout.nodes[leaf as usize], out);
+            }
+        }
+        for t in rest {
+            let [leaf] = walk::trees::<1, NAN>(&self.layout, [t.root], t.depth, row);
+            self.add(t, self.layout.nodes[leaf as usize], out);
+        }
+        self.finish(out);
+    }
+
+    /// Adds the leaf's values to one row's outputs.
+    #[inline(always)]
+    fn add(&self, t: &TreeInfo, leaf: Node, out: &mut [f64]) {
+        if t.output != ir::Tree::ALL_OUTPUTS {
+            out[t.output as usize] += f64::from(f32::from_bits(leaf.aux));
+        } else {
+            let o = leaf.aux as usize;
+            for (a, &v) in out
+                .iter_mut()
+                .zip(&self.layout.values[o..o + self.n_outputs])
+            {
+                *a += f64::from(v);
+            }
+        }
+    }
+
+    /// Scales the trees' sum and adds the base score.
+    #[inline]
+    fn finish(&self, out: &mut [f64]) {
+        for (o, b) in out.iter_mut().zip(&self.base) {
+            *o = b + *o * self.scale;
+        }
+    }
+
+    /// Whether the model predicts classes.
+    pub fn is_classifier(&self) -> bool {
+        self.n_classes > 0
+    }
+
+    /// Probability columns per row: the class count.
+    pub fn n_proba(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Class probabilities of one row's raw outputs into `out`
+    /// ([`Engine::n_proba`] values).
+    pub fn proba_row(&self, raw: &[f64], out: &mut [f32]) {
+        match self.link {
+            Link::Sigmoid => {
+                let p = 1.0 / (1.0 + (-raw[0]).exp());
+                out[0] = (1.0 - p) as f32;
+                out[1] = p as f32;
+            }
+            Link::Softmax => {
+                let max = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = raw.iter().map(|v| (v - max).exp()).sum();
+                for (o, v) in out.iter_mut().zip(raw) {
+                    *o = ((v - max).exp() / s) as f32;
+                }
+            }
+            Link::Identity => {
+                for (o, v) in out.iter_mut().zip(raw) {
+                    *o = *v as f32;
+                }
+            }
+        }
+    }
+
+    /// Class probabilities of rows of raw outputs.
+    pub fn proba(&self, raw: &[f64]) -> Vec<f32> {
+        let (k, c) = (self.n_outputs, self.n_classes);
+        let mut out = vec![0.0f32; raw.len() / k * c];
+        for (r, o) in raw.chunks_exact(k).zip(out.chunks_exact_mut(c)) {
+            self.proba_row(r, o);
+        }
+        out
+    }
+
+    /// The prediction of one row's raw outputs: the class index (as `f32`)
+    /// or the value.
+    pub fn label_row(&self, raw: &[f64]) -> f32 {
+        match (self.n_classes, self.link) {
+            (0, _) => raw[0] as f32,
+            (_, Link::Sigmoid) => f32::from(u8::from(raw[0] > 0.0)),
+            _ => argmax(raw) as f32,
+        }
+    }
+
+    /// Predictions of rows of raw outputs.
+    pub fn labels(&self, raw: &[f64]) -> Vec<f32> {
+        raw.chunks_exact(self.n_outputs)
+            .map(|r| self.label_row(r))
+            .collect()
+    }
+
+    /// Refuses input of the wrong width.
+    ///
+    /// # Errors
+    /// `cols` is not `n_features`.
+    pub fn check_width(&self, cols: usize) -> Result<(), PluginError> {
+        if cols != self.n_features {
+            return Err(PluginError::input(format!(
+                "the model takes {} features, the input has {cols} columns",
+                self.n_features
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that outputs, classes, link, combination and base score agree.
+fn check_shape(ens: &TreeEnsemble) -> Result<(), PluginError> {
+    let (k, c) = (ens.n_outputs, ens.n_classes);
+    let bad = |why: String| Err(PluginError::corrupt(format!("tree ensemble: {why}")));
+    if ens.n_features == 0 {
+        return bad("it has no input features".into());
+    }
+    if k == 0 {
+        return bad("it has no outputs".into());
+    }
+    match (ens.link, c) {
+        (Link::Sigmoid, _) if k != 1 || c != 2 => {
+            return bad(format!(
+                "a sigmoid link needs one output and two classes, not {k} and {c}"
+            ));
+        }
+        (Link::Softmax, _) if k != c || c < 2 => {
+            return bad(format!(
+                "a softmax link needs one output per class (at least 2), not {k} outputs for {c} classes"
+            ));
+        }
+        (Link::Identity, 0) if k != 1 => {
+            return bad(format!("a regression has one output, not {k}"));
+        }
+        (Link::Identity, c) if c > 0 && k != c => {
+            return bad(format!(
+                "a classifier without a link has one output per class, not {k} for {c}"
+            ));
+        }
+        _ => {}
+    }
+    if ens.combine == Combine::Vote {
+        if c < 2 {
+            return bad("a vote needs at least two classes".into());
+        }
+        if ens.trees.iter().any(|t| t.output != ir::Tree::ALL_OUTPUTS) {
+            return bad("in a vote every tree's leaves hold a value per class".into());
+        }
+    }
+    if ens.combine != Combine::Sum && ens.trees.is_empty() {
+        return bad("a mean or vote of no trees".into());
+    }
+    if !ens.base_score.is_empty() && ens.base_score.len() != k as usize {
+        return bad(format!(
+            "{} base scores for {k} outputs",
+            ens.base_score.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
