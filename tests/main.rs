@@ -7,6 +7,7 @@ mod cli;
 mod errors;
 mod golden;
 mod gradient_boosting;
+mod import;
 mod loading;
 mod nesting;
 mod template;

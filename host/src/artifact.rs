@@ -75,7 +75,7 @@ pub struct Artifact {
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// The file cannot be opened or read.
-    #[error("cannot read model file {path}: {source}")]
+    #[error("cannot read model file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -83,7 +83,7 @@ pub enum ArtifactError {
         source: std::io::Error,
     },
     /// The file cannot be written.
-    #[error("cannot write model file {path}: {source}")]
+    #[error("cannot write model file {path}")]
     Write {
         /// The file.
         path: PathBuf,

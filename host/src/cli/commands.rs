@@ -459,12 +459,12 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let text = std::fs::read_to_string(&a.model)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", a.model.display())))?;
-    let (library, parsed) = match a.from {
-        Library::Lightgbm => ("lightgbm", import::lightgbm(&text)),
-        Library::Xgboost => ("xgboost", import::xgboost(&text)),
+    let (library, title, parsed) = match a.from {
+        Library::Lightgbm => ("lightgbm", "a LightGBM", import::lightgbm(&text)),
+        Library::Xgboost => ("xgboost", "an XGBoost", import::xgboost(&text)),
     };
-    let imported = parsed
-        .with_context(|| format!("cannot import {} as a {library} model", a.model.display()))?;
+    let imported =
+        parsed.with_context(|| format!("cannot import {} as {title} model", a.model.display()))?;
     let (n_trees, objective) = (imported.ensemble.trees.len(), imported.objective.clone());
     let registry = env.registry()?;
     let origin = import::Origin {
@@ -473,7 +473,14 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
         target: &a.target,
         classes: a.classes,
     };
-    let artifact = import::artifact(&registry, imported, &origin)?;
+    let artifact = import::artifact(&registry, imported, &origin).map_err(|e| {
+        // The only import error left at this point is about --classes.
+        if e.is::<import::ImportError>() {
+            e.context(format!("--classes does not fit {}", a.model.display()))
+        } else {
+            e
+        }
+    })?;
     // Loading it back through its plugin is the last check before writing.
     let loaded = LoadedModel::from_artifact(&registry, artifact.clone())
         .context("the imported model does not load")?;

@@ -12,7 +12,7 @@ use serde_json::json;
 use tessera_core::{ComponentKind, plugin::ModelImpl};
 use tessera_engine::IrModel;
 
-use super::Imported;
+use super::{ImportError, Imported};
 use crate::{
     Registry,
     artifact::{Artifact, Header, crc32},
@@ -51,12 +51,7 @@ pub fn artifact(
     let n_classes = ens.n_classes as usize;
     let classes = match &origin.classes {
         None => (0..n_classes).map(|c| c.to_string()).collect(),
-        Some(c) if c.len() == n_classes => c.clone(),
-        Some(c) => anyhow::bail!(
-            "{} names {} classes, but the model has {n_classes}",
-            origin.source.display(),
-            c.len()
-        ),
+        Some(c) => checked_classes(c, n_classes)?,
     };
     let note = json!({
         "imported_from": origin.library,
@@ -93,4 +88,54 @@ pub fn artifact(
         },
         payload,
     })
+}
+
+/// The class labels a user gave, if they fit a model of `n_classes`.
+fn checked_classes(given: &[String], n_classes: usize) -> Result<Vec<String>, ImportError> {
+    let fail = |why: String| Err(ImportError::Classes(why));
+    if n_classes == 0 {
+        return fail(format!(
+            "{} class labels were given, but the model is a regression",
+            given.len()
+        ));
+    }
+    if given.len() != n_classes {
+        return fail(format!(
+            "{} class labels were given, but the model has {n_classes} classes",
+            given.len()
+        ));
+    }
+    for (i, c) in given.iter().enumerate() {
+        if c.trim().is_empty() {
+            return fail(format!("class label {} is empty", i + 1));
+        }
+        if given[..i].contains(c) {
+            return fail(format!("class label `{c}` is given twice"));
+        }
+    }
+    Ok(given.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn class_labels_must_fit_the_model() {
+        assert_eq!(
+            checked_classes(&names(&["a", "b"]), 2).unwrap(),
+            names(&["a", "b"])
+        );
+        let why = |v: &[&str], n| checked_classes(&names(v), n).unwrap_err().to_string();
+        assert!(
+            why(&["a", "b", "c"], 2).contains("3 class labels were given, but the model has 2")
+        );
+        assert!(why(&["a"], 0).contains("regression"));
+        assert!(why(&["a", "a"], 2).contains("`a` is given twice"));
+        assert!(why(&["a", " "], 2).contains("class label 2 is empty"));
+    }
 }

@@ -82,6 +82,9 @@ pub enum ImportError {
         /// What is wrong there.
         message: String,
     },
+    /// The class labels given for the model do not fit it.
+    #[error("{0}")]
+    Classes(String),
 }
 
 fn located(path: &str, message: &str) -> String {

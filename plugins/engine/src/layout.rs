@@ -45,6 +45,23 @@ pub struct Node {
     pub aux: u32,
 }
 
+/// The part of a node a step reads first.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Split {
+    /// [`Node::column`].
+    pub column: u32,
+    /// [`Node::threshold`].
+    pub threshold: f32,
+}
+
+impl PartialEq for Split {
+    /// Bitwise, so that NaN thresholds compare equal.
+    fn eq(&self, o: &Self) -> bool {
+        (self.column, self.threshold.to_bits()) == (o.column, o.threshold.to_bits())
+    }
+}
+
 impl PartialEq for Node {
     /// Bitwise, so that NaN thresholds compare equal.
     fn eq(&self, o: &Self) -> bool {
@@ -62,6 +79,8 @@ pub struct TreeInfo {
     pub len: u32,
     /// Edges on the longest root-to-leaf path.
     pub depth: u32,
+    /// Edges on the shortest root-to-leaf path.
+    pub min_depth: u32,
     /// Mean edges from the root to a leaf, over leaves.
     pub mean_depth: f32,
     /// The output this tree adds to, or [`ir::Tree::ALL_OUTPUTS`].
@@ -73,12 +92,23 @@ pub struct TreeInfo {
 pub struct Layout {
     /// Input features per row.
     pub(crate) n_features: usize,
-    /// Every tree's nodes, tree after tree.
-    pub(crate) nodes: Vec<Node>,
+    /// Every tree's nodes, tree after tree, while compiling; then split
+    /// into the three arrays below and emptied.
+    nodes: Vec<Node>,
+    /// Each node's column and threshold (8 bytes, so that a node index
+    /// scales into an address for free).
+    pub(crate) split: Vec<Split>,
+    /// Each node's [`Node::left`].
+    pub(crate) left: Vec<u32>,
+    /// Each node's [`Node::aux`]: read only for missing values and leaves.
+    pub(crate) aux: Vec<u32>,
     /// Leaf values of multi-value leaves.
     pub(crate) values: Vec<f32>,
     /// One entry per tree, in the ensemble's order.
     pub(crate) trees: Vec<TreeInfo>,
+    /// The same, deepest first: one row walks trees of alike depth in
+    /// lockstep.
+    pub(crate) by_depth: Vec<TreeInfo>,
 }
 
 /// Deepest tree the layout accepts; a deeper one is surely not a tree a
@@ -118,6 +148,28 @@ impl Layout {
                 .map_err(|e| PluginError::corrupt(format!("tree {t}: {e}")))?;
             out.trees.push(info);
         }
+        for t in &mut out.trees {
+            // A tree whose leaves hold one value for a one-output model
+            // adds to output 0.
+            if t.output == ir::Tree::ALL_OUTPUTS
+                && ens.n_outputs == 1
+                && ens.combine != Combine::Vote
+            {
+                t.output = 0;
+            }
+        }
+        let nodes = std::mem::take(&mut out.nodes);
+        out.split = nodes
+            .iter()
+            .map(|n| Split {
+                column: n.column,
+                threshold: n.threshold,
+            })
+            .collect();
+        out.left = nodes.iter().map(|n| n.left).collect();
+        out.aux = nodes.iter().map(|n| n.aux).collect();
+        out.by_depth = out.trees.clone();
+        out.by_depth.sort_by_key(|t| std::cmp::Reverse(t.depth));
         Ok(out)
     }
 
@@ -145,7 +197,7 @@ impl Layout {
         let mut seen = vec![false; src.len()];
         // (source node, its slot, its depth)
         let mut queue = VecDeque::from([(0usize, root, 0u32)]);
-        let (mut depth, mut leaves, mut depth_sum) = (0u32, 0u64, 0u64);
+        let (mut depth, mut min_depth, mut leaves, mut depth_sum) = (0u32, u32::MAX, 0u64, 0u64);
         while let Some((s, slot, d)) = queue.pop_front() {
             if d > MAX_DEPTH {
                 return Err(format!("is deeper than {MAX_DEPTH} levels"));
@@ -158,6 +210,7 @@ impl Layout {
             }
             if n.is_leaf() {
                 depth = depth.max(d);
+                min_depth = min_depth.min(d);
                 leaves += 1;
                 depth_sum += u64::from(d);
                 self.nodes[slot] = Node {
@@ -192,6 +245,7 @@ impl Layout {
             root: root as u32,
             len: (self.nodes.len() - root) as u32,
             depth,
+            min_depth,
             mean_depth: (depth_sum as f64 / leaves.max(1) as f64) as f32,
             output,
         })

@@ -31,7 +31,7 @@ use tessera_core::{
 };
 
 pub use layout::{BLOCK, MAX_FEATURES};
-use layout::{Layout, Node, TreeInfo, argmax};
+use layout::{Layout, Split, TreeInfo, argmax};
 
 /// Rows (or, for one row, trees) descending in lockstep.
 pub const LANES: usize = 8;
@@ -60,15 +60,8 @@ impl Engine {
     /// do not fit together) or a malformed tree (see [`Layout::compile`]).
     pub fn new(ens: &TreeEnsemble) -> Result<Self, PluginError> {
         check_shape(ens)?;
-        let mut layout = Layout::compile(ens)?;
+        let layout = Layout::compile(ens)?;
         let k = ens.n_outputs as usize;
-        for t in &mut layout.trees {
-            // A tree whose leaves hold one value for a one-output model
-            // adds to output 0.
-            if t.output == ir::Tree::ALL_OUTPUTS && k == 1 && ens.combine != Combine::Vote {
-                t.output = 0;
-            }
-        }
         let base = if ens.base_score.is_empty() {
             vec![0.0; k]
         } else {
@@ -127,7 +120,7 @@ impl Engine {
 
     /// Nodes in all trees.
     pub fn n_nodes(&self) -> usize {
-        self.layout.nodes.len()
+        self.layout.left.len()
     }
 
     /// The deepest tree's depth.
@@ -137,7 +130,7 @@ impl Engine {
 
     /// Bytes the compiled layout takes.
     pub fn size_bytes(&self) -> usize {
-        self.layout.nodes.len() * std::mem::size_of::<Node>()
+        self.layout.left.len() * (std::mem::size_of::<Split>() + 8)
             + self.layout.values.len() * 4
             + self.layout.trees.len() * std::mem::size_of::<TreeInfo>()
     }
@@ -196,15 +189,19 @@ impl Engine {
     /// its rows, [`LANES`] at a time.
     fn block<const NAN: bool>(&self, xt: &[f32], rows: usize, ob: &mut [f64]) {
         let k = self.n_outputs;
-        let nodes = &self.layout.nodes[..];
+        let mut leaves = [0u32; BLOCK];
         ob.fill(0.0);
         for t in &self.layout.trees {
-            for r in (0..rows).step_by(LANES) {
-                let leaves = walk::rows::<LANES, NAN>(&self.layout, t.root, t.depth, xt, r);
-                for (l, leaf) in leaves.into_iter().enumerate().take(rows - r) {
-                    let at = (r + l) * k;
-                    self.add(t, nodes[leaf as usize], &mut ob[at..at + k]);
-                }
+            walk::block::<NAN>(
+                &self.layout,
+                t.root,
+                (t.min_depth, t.depth),
+                xt,
+                rows,
+                &mut leaves,
+            );
+            for (o, &leaf) in ob.chunks_exact_mut(k).zip(&leaves[..rows]) {
+                self.add(t, leaf, o);
             }
         }
         for o in ob.chunks_exact_mut(k) {
@@ -213,7 +210,9 @@ impl Engine {
     }
 
     /// Raw outputs of one row into `out` (`n_outputs` values): eight trees
-    /// at a time descend for the row. No allocation.
+    /// of alike depth at a time descend for the row. No allocation. The
+    /// trees' values add up deepest tree first, so the result may differ
+    /// from [`Engine::raw_into`]'s in the last bits.
     ///
     /// # Panics
     /// When `row` does not hold `n_features` values or `out` not
@@ -230,30 +229,32 @@ impl Engine {
 
     fn row<const NAN: bool>(&self, row: &[f32], out: &mut [f64]) {
         out.fill(0.0);
-        let trees = self.layout.trees.chunks_exact(LANES);
+        let trees = self.layout.by_depth.chunks_exact(LANES);
         let rest = trees.remainder();
         for group in trees {
             let roots: [u32; LANES] = std::array::from_fn(|l| group[l].root);
-            let depth = group.iter().map(|t| t.depth).max().unwrap_or(0);
-            let leaves = walk::trees::<LANES, NAN>(&self.layout, roots, depth, row);
+            let min_depth = group.iter().map(|t| t.min_depth).min().unwrap_or(0);
+            let depths = (min_depth, group[0].depth);
+            let leaves = walk::trees::<LANES, NAN>(&self.layout, roots, depths, row);
             for (t, leaf) in group.iter().zip(leaves) {
-                self.add(t, self.layout.nodes[leaf as usize], out);
+                self.add(t, leaf, out);
             }
         }
         for t in rest {
-            let [leaf] = walk::trees::<1, NAN>(&self.layout, [t.root], t.depth, row);
-            self.add(t, self.layout.nodes[leaf as usize], out);
+            let [leaf] = walk::trees::<1, NAN>(&self.layout, [t.root], (t.min_depth, t.depth), row);
+            self.add(t, leaf, out);
         }
         self.finish(out);
     }
 
     /// Adds the leaf's values to one row's outputs.
     #[inline(always)]
-    fn add(&self, t: &TreeInfo, leaf: Node, out: &mut [f64]) {
+    fn add(&self, t: &TreeInfo, leaf: u32, out: &mut [f64]) {
+        let payload = self.layout.aux[leaf as usize];
         if t.output != ir::Tree::ALL_OUTPUTS {
-            out[t.output as usize] += f64::from(f32::from_bits(leaf.aux));
+            out[t.output as usize] += f64::from(f32::from_bits(payload));
         } else {
-            let o = leaf.aux as usize;
+            let o = payload as usize;
             for (a, &v) in out
                 .iter_mut()
                 .zip(&self.layout.values[o..o + self.n_outputs])

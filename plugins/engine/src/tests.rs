@@ -174,7 +174,13 @@ fn batch_and_single_row_match_the_plain_walk() {
                 "case {case} row {r} (batch)"
             );
             engine.raw_row(row, &mut one);
-            assert_eq!(one, want, "case {case} row {r} (single row)");
+            // One row adds the trees up in another order.
+            for (a, b) in one.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "case {case} row {r}: {a} vs {b}"
+                );
+            }
         }
     }
 }
