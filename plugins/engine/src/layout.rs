@@ -106,8 +106,9 @@ pub struct Layout {
     pub(crate) values: Vec<f32>,
     /// One entry per tree, in the ensemble's order.
     pub(crate) trees: Vec<TreeInfo>,
-    /// The same, deepest first: one row walks trees of alike depth in
-    /// lockstep.
+    /// The same, deepest first (stable): the order in which trees are
+    /// walked and their values added, so that one row walks trees of alike
+    /// depth in lockstep.
     pub(crate) by_depth: Vec<TreeInfo>,
 }
 

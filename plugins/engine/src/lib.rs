@@ -15,8 +15,9 @@
 //! * one row at a time ([`Engine::raw_row`]): eight trees descend in
 //!   lockstep for the one row; no allocation, no thread hand-off.
 //!
-//! Scores add up in `f64`, in the trees' order, so the result does not
-//! depend on the block size or the thread count.
+//! Scores add up in `f64`, in one fixed order of the trees (deepest
+//! first), so a row's result does not depend on the block size, the
+//! thread count, or whether it came alone or in a batch.
 
 mod layout;
 mod model;
@@ -191,7 +192,7 @@ impl Engine {
         let k = self.n_outputs;
         let mut leaves = [0u32; BLOCK];
         ob.fill(0.0);
-        for t in &self.layout.trees {
+        for t in &self.layout.by_depth {
             walk::block::<NAN>(
                 &self.layout,
                 t.root,
@@ -211,8 +212,7 @@ impl Engine {
 
     /// Raw outputs of one row into `out` (`n_outputs` values): eight trees
     /// of alike depth at a time descend for the row. No allocation. The
-    /// trees' values add up deepest tree first, so the result may differ
-    /// from [`Engine::raw_into`]'s in the last bits.
+    /// result is the same, to the last bit, as the row's in a batch.
     ///
     /// # Panics
     /// When `row` does not hold `n_features` values or `out` not

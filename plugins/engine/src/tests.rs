@@ -168,19 +168,18 @@ fn batch_and_single_row_match_the_plain_walk() {
         let mut one = vec![0.0; k];
         for (r, row) in x.chunks_exact(p).enumerate() {
             let want = reference(&ens, row);
-            assert_eq!(
-                &batch[r * k..(r + 1) * k],
-                &want[..],
-                "case {case} row {r} (batch)"
-            );
-            engine.raw_row(row, &mut one);
-            // One row adds the trees up in another order.
-            for (a, b) in one.iter().zip(&want) {
-                assert!(
-                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
-                    "case {case} row {r}: {a} vs {b}"
-                );
+            let got = &batch[r * k..(r + 1) * k];
+            // The engine adds the trees up in another order: f32 values
+            // summed in f64 rarely round, but may.
+            for (a, b) in got.iter().zip(&want) {
+                let tol = 1e-12 * b.abs().max(1.0);
+                assert!((a - b).abs() <= tol, "case {case} row {r}: {a} vs {b}");
             }
+            engine.raw_row(row, &mut one);
+            assert_eq!(
+                one, got,
+                "case {case} row {r}: one row differs from the batch"
+            );
         }
     }
 }
@@ -256,4 +255,56 @@ fn malformed_ensembles_are_refused_with_the_tree_named() {
     let mut bad = good;
     bad.trees[0].output = 3;
     expect(&bad, "output 3");
+}
+
+#[test]
+fn deep_trees_are_walked_to_the_end() {
+    // A chain 40 levels deep (past the fixed-depth walk): node i sends
+    // x <= i left to a leaf of value i, the rest right, down the chain.
+    let depth = 40u32;
+    let mut nodes = Vec::new();
+    let mut values = Vec::new();
+    for i in 0..depth {
+        let at = nodes.len() as u32;
+        nodes.push(TreeNode {
+            feature: 0,
+            threshold: i as f32,
+            left: at + 1,
+            right: at + 2,
+            value: 0,
+            missing_left: u8::from(i % 2 == 0),
+        });
+        nodes.push(leaf(values.len() as u32));
+        values.push(i as f32);
+    }
+    nodes.push(leaf(values.len() as u32));
+    values.push(100.0);
+    let ens = TreeEnsemble {
+        n_features: 1,
+        n_outputs: 1,
+        n_classes: 0,
+        combine: Combine::Sum,
+        link: Link::Identity,
+        base_score: Vec::new().into(),
+        trees: vec![
+            Tree {
+                nodes: nodes.into(),
+                values: values.into(),
+                output: Tree::ALL_OUTPUTS,
+            };
+            9
+        ]
+        .into(),
+    };
+    let engine = Engine::new(&ens).unwrap();
+    assert_eq!(engine.max_depth(), depth);
+    let x: Vec<f32> = (0..50).map(|i| i as f32 - 3.5).chain([f32::NAN]).collect();
+    let ctx = NullContext { threads: 1 };
+    let batch = engine
+        .raw(&ctx.as_ref(), MatrixRef::new(&x, x.len(), 1).unwrap())
+        .unwrap();
+    for (row, got) in x.iter().zip(&batch) {
+        let want = reference(&ens, std::slice::from_ref(row));
+        assert_eq!(*got, want[0], "x = {row}");
+    }
 }
