@@ -1,15 +1,21 @@
 //! tessera's tree-ensemble inference engine.
 //!
 //! [`Engine::new`] compiles a [`TreeEnsemble`] (the exchange form every
-//! tree model of tessera exposes) into one array of 16-byte nodes, each
-//! tree's nodes in depth-first order with the left child right after its
-//! parent, and leaves that lead back to themselves (see [`layout`]). It then
-//! predicts:
+//! tree model of tessera exposes) once: each tree's nodes breadth-first,
+//! the two children of a node side by side, in three arrays (an 8-byte
+//! feature offset and threshold, the left child, and a word read only for
+//! missing values and at leaves); a leaf leads back to itself (see
+//! `layout.rs`). It then predicts:
 //!
 //! * in batches ([`Engine::raw`], [`Engine::raw_into`]): rows go in blocks
-//!   of [`BLOCK`]; every tree walks the whole block, eight rows descending
-//!   in lockstep ([`walk`]), before the next tree, so the block's rows and
-//!   the tree's nodes stay in the first-level cache. A block with no missing
+//!   of [`BLOCK`], transposed so that a feature's values are adjacent.
+//!   When every tree has at most 32 leaves (boosted models), a block with no
+//!   missing value is *scanned* (`scan.rs`): feature by feature, each test
+//!   the rows fail clears leaves from a per-tree bit mask, eight rows in one
+//!   vector register, and each row's leaf is its mask's lowest bit.
+//!   Otherwise every tree *walks* the whole block, eight rows descending in
+//!   lockstep (`walk.rs`), before the next tree, so the block's rows and the
+//!   tree's nodes stay in the first-level cache; a block with no missing
 //!   value takes a walk with no missing-value test. Blocks run in parallel
 //!   within the call's thread budget.
 //! * one row at a time ([`Engine::raw_row`]): eight trees descend in
@@ -21,6 +27,7 @@
 
 mod layout;
 mod model;
+mod scan;
 mod walk;
 
 pub use model::IrModel;
@@ -33,6 +40,7 @@ use tessera_core::{
 
 pub use layout::{BLOCK, MAX_FEATURES};
 use layout::{Layout, Split, TreeInfo, argmax};
+use scan::Scan;
 
 /// Rows (or, for one row, trees) descending in lockstep.
 pub const LANES: usize = 8;
@@ -51,6 +59,8 @@ pub struct Engine {
     /// Applied to the trees' sum: `1 / trees` for a mean or a vote.
     scale: f64,
     layout: Layout,
+    /// The scan, when every tree is small enough for it.
+    scan: Option<Scan>,
 }
 
 impl Engine {
@@ -58,7 +68,7 @@ impl Engine {
     ///
     /// # Errors
     /// An inconsistent ensemble (outputs, classes, link and base score that
-    /// do not fit together) or a malformed tree (see [`Layout::compile`]).
+    /// do not fit together) or a malformed tree (an index out of range, a cycle, a tree too deep).
     pub fn new(ens: &TreeEnsemble) -> Result<Self, PluginError> {
         check_shape(ens)?;
         let layout = Layout::compile(ens)?;
@@ -72,7 +82,9 @@ impl Engine {
             Combine::Sum => 1.0,
             Combine::Mean | Combine::Vote => 1.0 / ens.trees.len() as f64,
         };
+        let scan = Scan::new(&layout);
         Ok(Self {
+            scan,
             n_features: ens.n_features as usize,
             n_outputs: k,
             n_classes: ens.n_classes as usize,
@@ -168,6 +180,11 @@ impl Engine {
         let (p, k) = (self.n_features, self.n_outputs);
         assert_eq!(x.len() / p * k, out.len(), "one output row per input row");
         let mut xt = vec![0.0f32; BLOCK * p];
+        let n_trees = self.layout.trees.len();
+        let mut scratch = match self.scan {
+            Some(_) => vec![[0u32; scan::ROWS]; n_trees],
+            None => Vec::new(),
+        };
         for (xb, ob) in x.chunks(BLOCK * p).zip(out.chunks_mut(BLOCK * k)) {
             let mut nan = false;
             for (r, row) in xb.chunks_exact(p).enumerate() {
@@ -177,12 +194,50 @@ impl Engine {
                 }
             }
             let rows = xb.len() / p;
-            if nan {
-                // Rows past the end keep older values: any will do.
-                self.block::<true>(&xt, rows, ob);
-            } else {
-                self.block::<false>(&xt, rows, ob);
+            match &self.scan {
+                // Rows past the end keep older values: any will do, but
+                // not NaN for the scan.
+                Some(scan) if !nan => {
+                    for r in rows..BLOCK {
+                        for f in 0..p {
+                            xt[f * BLOCK + r] = 0.0;
+                        }
+                    }
+                    self.scan_block(scan, &xt, rows, ob, &mut scratch);
+                }
+                _ if nan => self.block::<true>(&xt, rows, ob),
+                _ => self.block::<false>(&xt, rows, ob),
             }
+        }
+    }
+
+    /// One block (`rows` rows, transposed in `xt`) by the scan, eight rows
+    /// at a time; `masks` holds one entry per tree.
+    fn scan_block(
+        &self,
+        scan: &Scan,
+        xt: &[f32],
+        rows: usize,
+        ob: &mut [f64],
+        masks: &mut [[u32; scan::ROWS]],
+    ) {
+        let k = self.n_outputs;
+        ob.fill(0.0);
+        for r in (0..rows).step_by(scan::ROWS) {
+            scan.group(xt, r, masks);
+            let n = (rows - r).min(scan::ROWS);
+            let out = &mut ob[r * k..(r + n) * k];
+            if scan.add_values(masks, n, out, k) {
+                continue;
+            }
+            for (pos, (t, lanes)) in self.layout.by_depth.iter().zip(masks.iter()).enumerate() {
+                for (o, &mask) in out.chunks_exact_mut(k).zip(&lanes[..n]) {
+                    self.add(t, scan.leaf(pos, mask), o);
+                }
+            }
+        }
+        for o in ob.chunks_exact_mut(k) {
+            self.finish(o);
         }
     }
 

@@ -152,14 +152,24 @@ fn batch_and_single_row_match_the_plain_walk() {
     let mut rng = SplitMix::new(7);
     let ctx = NullContext { threads: 2 };
     let ctx = ctx.as_ref();
+    let mut scanned = 0;
     for case in 0..60 {
         let kind = case % 6;
         let p = 1 + rng.below(12);
-        // Deep trees (past the fixed-depth walk) now and then.
-        let max_leaves = if case % 5 == 0 { 400 } else { 40 };
+        // Deep trees (past the fixed-depth walk) now and then; trees of
+        // at most 32 leaves (the scan) often.
+        let max_leaves = match case % 5 {
+            0 => 400,
+            1 | 3 => 32,
+            _ => 40,
+        };
         let n_trees = 1 + rng.below(30);
         let ens = ensemble(&mut rng, kind, n_trees, p, max_leaves);
         let engine = Engine::new(&ens).unwrap();
+        if max_leaves <= scan::MAX_LEAVES {
+            assert!(engine.scan.is_some());
+        }
+        scanned += usize::from(engine.scan.is_some() && case % 3 == 0);
         let n = rng.below(300) + 1;
         let nan = [0.0, 0.05, 0.5][case % 3];
         let x = random_rows(&mut rng, n, p, nan);
@@ -182,6 +192,7 @@ fn batch_and_single_row_match_the_plain_walk() {
             );
         }
     }
+    assert!(scanned >= 5, "only {scanned} cases took the scan");
 }
 
 #[test]

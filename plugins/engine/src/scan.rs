@@ -1,0 +1,286 @@
+//! The scan: batch prediction for ensembles of small trees (at most 32
+//! leaves each, as boosted models mostly are), eight rows at a time, by
+//! feature rather than by tree.
+//!
+//! Number each tree's leaves left to right. A row at a node whose test it
+//! fails (`x > threshold`, it goes right) can reach none of the leaves of
+//! the node's left subtree; clear their bits from a 32-bit mask per tree,
+//! and after every failed test is applied, the row's leaf is the lowest bit
+//! left (the leftmost leaf no failed test excluded is the one the walk ends
+//! in). The failed tests are found per feature: its nodes, sorted by
+//! threshold, fail for a row exactly up to the first threshold not below
+//! the row's value, so the scan of a feature stops at the first threshold
+//! none of the eight rows exceeds.
+//!
+//! Nothing here depends on a tree's depth, the steps have no chain of
+//! dependent loads, and the eight rows of a step are one vector operation:
+//! on the boosted models it is made for, the scan does several times less
+//! work per row than the walk. It handles no missing value (a block with
+//! one takes the walk).
+//!
+//! # Safety
+//!
+//! The scan's loop reads its tests and writes the per-tree masks without
+//! bounds checks: every range `start[f]..start[f + 1]` lies within `tests`
+//! and every test's tree is below the tree count, both by construction in
+//! [`Scan::new`] (the fields are private and never written after it), and
+//! [`Scan::group`] asserts that the mask buffer has one entry per tree. On
+//! x86-64 the loop is compiled a second time for AVX2 and taken when the
+//! processor has it ([`Scan::new`] checks).
+
+#![allow(unsafe_code)]
+
+use tessera_core::ir;
+
+use crate::layout::{BLOCK, Layout};
+
+/// Most leaves a tree may have for the scan.
+pub const MAX_LEAVES: usize = 32;
+/// Rows scanned together.
+pub const ROWS: usize = 8;
+
+/// One node's test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Test {
+    threshold: f32,
+    /// The leaves still possible after failing the test.
+    mask: u32,
+    /// The test's tree, as its position in [`Layout::by_depth`].
+    tree: u32,
+}
+
+/// The ensemble's tests sorted by feature and threshold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scan {
+    /// Features' ranges in the arrays below: feature `f`'s tests are
+    /// `start[f]..start[f + 1]`, by ascending threshold.
+    start: Vec<u32>,
+    tests: Vec<Test>,
+    /// Per tree (position in `by_depth`), where its leaves start in `leaf`,
+    /// and the end of the last tree's.
+    leaf_start: Vec<u32>,
+    /// Each tree's leaves, left to right, as node indices of the layout.
+    leaf: Vec<u32>,
+    /// When every tree's leaves hold one value: the values (as `leaf`)
+    /// and each tree's output.
+    values: Option<(Vec<f64>, Vec<u32>)>,
+    /// Whether the processor runs the AVX2 build of the loop.
+    avx2: bool,
+}
+
+impl Scan {
+    /// The scan of `layout`, or `None` when a tree has too many leaves.
+    pub fn new(layout: &Layout) -> Option<Self> {
+        let p = layout.n_features;
+        let mut tests: Vec<(u32, f32, u32, u32)> = Vec::new();
+        let mut scan = Scan::default();
+        for (pos, t) in layout.by_depth.iter().enumerate() {
+            scan.leaf_start.push(scan.leaf.len() as u32);
+            let first = scan.leaf.len();
+            // Depth-first, left child first: leaves come out left to right.
+            // Each entry: node, and for internal nodes the tests still to
+            // be written once the left subtree's leaves are known.
+            let mut stack = vec![(t.root as usize, false)];
+            let mut open: Vec<(usize, usize)> = Vec::new();
+            while let Some((i, done_left)) = stack.pop() {
+                let s = layout.split[i];
+                if s.threshold.is_nan() {
+                    scan.leaf.push(i as u32);
+                    if scan.leaf.len() - first > MAX_LEAVES {
+                        return None;
+                    }
+                    continue;
+                }
+                let left = layout.left[i] as usize;
+                if done_left {
+                    // The left subtree's leaves are `lo..` up to now.
+                    let (node, lo) = open.pop().expect("an open node for every return");
+                    debug_assert_eq!(node, i);
+                    let (lo, hi) = (lo - first, scan.leaf.len() - first);
+                    let span = if hi - lo == 32 {
+                        u32::MAX
+                    } else {
+                        ((1u32 << (hi - lo)) - 1) << lo
+                    };
+                    let feature = s.column >> crate::layout::BLOCK_SHIFT;
+                    tests.push((feature, s.threshold, pos as u32, !span));
+                    stack.push((left + 1, false));
+                } else {
+                    open.push((i, scan.leaf.len()));
+                    stack.push((i, true));
+                    stack.push((left, false));
+                }
+            }
+        }
+        scan.leaf_start.push(scan.leaf.len() as u32);
+        tests.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        scan.start = vec![0; p + 1];
+        for &(f, ..) in &tests {
+            scan.start[f as usize + 1] += 1;
+        }
+        for f in 0..p {
+            scan.start[f + 1] += scan.start[f];
+        }
+        scan.tests = tests
+            .iter()
+            .map(|&(_, threshold, tree, mask)| Test {
+                threshold,
+                mask,
+                tree,
+            })
+            .collect();
+        if layout
+            .by_depth
+            .iter()
+            .all(|t| t.output != ir::Tree::ALL_OUTPUTS)
+        {
+            let values = scan
+                .leaf
+                .iter()
+                .map(|&i| f64::from(f32::from_bits(layout.aux[i as usize])))
+                .collect();
+            let outputs = layout.by_depth.iter().map(|t| t.output).collect();
+            scan.values = Some((values, outputs));
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            scan.avx2 = std::arch::is_x86_feature_detected!("avx2");
+        }
+        Some(scan)
+    }
+
+    /// The masks of rows `r..r + ROWS` of the transposed block `xt`:
+    /// one per tree (`ROWS` lanes, trees in `by_depth` order), whose lowest
+    /// bit is the row's leaf. The rows must hold no missing value.
+    ///
+    /// # Panics
+    /// When `xt` is not a block of this scan's features, or `masks` not
+    /// one entry per tree.
+    #[inline(always)]
+    pub fn group(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+        assert_eq!(masks.len() + 1, self.leaf_start.len());
+        assert!(xt.len() >= (self.start.len() - 1) * BLOCK && r + ROWS <= BLOCK);
+        masks.fill([u32::MAX; ROWS]);
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the processor has AVX2 (checked in `new`).
+            unsafe { self.fail_avx2(xt, r, masks) };
+        } else {
+            self.fail(xt, r, masks);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.fail(xt, r, masks);
+    }
+
+    /// The leaf (node index) of tree `pos` (in `by_depth` order) that
+    /// `mask` leaves.
+    #[inline(always)]
+    pub fn leaf(&self, pos: usize, mask: u32) -> u32 {
+        self.leaf[self.leaf_start[pos] as usize + mask.trailing_zeros() as usize]
+    }
+
+    /// Adds the leaf values the first `n` lanes of `masks` reach to their
+    /// rows of `out` (`k` outputs per row), trees in `by_depth` order;
+    /// `false` (and nothing added) unless every tree's leaves hold one
+    /// value.
+    #[inline(always)]
+    pub fn add_values(&self, masks: &[[u32; ROWS]], n: usize, out: &mut [f64], k: usize) -> bool {
+        let Some((values, outputs)) = &self.values else {
+            return false;
+        };
+        let trees = masks.iter().zip(self.leaf_start.windows(2)).zip(outputs);
+        if k == 1 {
+            // One output: the eight sums stay in registers. (The rows start
+            // at 0, so adding the sums to them changes nothing in the
+            // order of the additions.)
+            let mut acc = [0.0f64; ROWS];
+            for ((bits, w), _) in trees {
+                let values = &values[w[0] as usize..w[1] as usize];
+                for (a, &b) in acc.iter_mut().zip(bits) {
+                    *a += values[b.trailing_zeros() as usize];
+                }
+            }
+            for (o, a) in out.iter_mut().zip(&acc[..n]) {
+                *o += a;
+            }
+        } else {
+            for ((bits, w), &o) in trees {
+                let values = &values[w[0] as usize..w[1] as usize];
+                for (l, &b) in bits[..n].iter().enumerate() {
+                    out[l * k + o as usize] += values[b.trailing_zeros() as usize];
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Scan {
+    /// Applies every failed test of rows `r..r + ROWS` to `masks`.
+    /// (The caller checked the block's size and the masks' count.)
+    #[inline(always)]
+    fn fail(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+        let tests = self.tests.as_ptr();
+        let masks = masks.as_mut_ptr();
+        for (f, w) in self.start.windows(2).enumerate() {
+            let x: [f32; ROWS] = xt[f * BLOCK + r..f * BLOCK + r + ROWS]
+                .try_into()
+                .expect("ROWS values");
+            for k in w[0] as usize..w[1] as usize {
+                // SAFETY: see the module's documentation: `k` is within
+                // `tests`, and the test's tree within `masks`.
+                let (t, bits) = unsafe {
+                    let t = &*tests.add(k);
+                    (t, &mut *masks.add(t.tree as usize))
+                };
+                // All ones where the row passes the test, else 0.
+                let pass = x.map(|v| u32::from(v <= t.threshold).wrapping_neg());
+                if pass.iter().all(|&p| p != 0) {
+                    break;
+                }
+                for (b, p) in bits.iter_mut().zip(pass) {
+                    *b &= p | t.mask;
+                }
+            }
+        }
+    }
+
+    /// [`Scan::fail`] for AVX2: the eight rows are one register.
+    ///
+    /// # Safety
+    /// The processor must have AVX2; the caller checked the block's size
+    /// and the masks' count.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fail_avx2(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+        use std::arch::x86_64::{
+            __m256i, _CMP_LE_OQ, _mm256_and_si256, _mm256_castps_si256, _mm256_cmp_ps,
+            _mm256_loadu_ps, _mm256_loadu_si256, _mm256_movemask_ps, _mm256_or_si256,
+            _mm256_set1_epi32, _mm256_set1_ps, _mm256_storeu_si256,
+        };
+        let tests = self.tests.as_ptr();
+        let masks = masks.as_mut_ptr();
+        for (f, w) in self.start.windows(2).enumerate() {
+            // SAFETY: the caller checked that `xt` holds ROWS values of
+            // every feature from row `r`; `k` and the test's tree are in
+            // range (see the module's documentation).
+            unsafe {
+                let x = _mm256_loadu_ps(xt.as_ptr().add(f * BLOCK + r));
+                for k in w[0] as usize..w[1] as usize {
+                    let t = &*tests.add(k);
+                    let pass = _mm256_cmp_ps::<_CMP_LE_OQ>(x, _mm256_set1_ps(t.threshold));
+                    if _mm256_movemask_ps(pass) == 0xFF {
+                        break;
+                    }
+                    let keep = _mm256_or_si256(
+                        _mm256_castps_si256(pass),
+                        _mm256_set1_epi32(t.mask as i32),
+                    );
+                    let bits = masks.add(t.tree as usize).cast::<__m256i>();
+                    _mm256_storeu_si256(bits, _mm256_and_si256(_mm256_loadu_si256(bits), keep));
+                }
+            }
+        }
+    }
+}
