@@ -284,3 +284,102 @@ impl Scan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use tessera_core::{
+        ir::{Combine, Link, Tree, TreeEnsemble, TreeNode},
+        plugin::seeds::SplitMix,
+    };
+
+    /// A random tree of `leaves` leaves over `p` features.
+    fn tree(rng: &mut SplitMix, p: usize, leaves: usize) -> Tree {
+        let leaf = |value| TreeNode {
+            feature: TreeNode::LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value,
+            missing_left: 0,
+        };
+        let mut nodes = vec![leaf(0)];
+        let mut open = vec![0usize];
+        while open.len() < leaves {
+            let at = open.swap_remove(rng.below(open.len()));
+            let n = nodes.len() as u32;
+            nodes[at] = TreeNode {
+                feature: rng.below(p) as u32,
+                threshold: rng.unit() as f32,
+                left: n,
+                right: n + 1,
+                value: 0,
+                missing_left: 0,
+            };
+            nodes.extend([leaf(n), leaf(n + 1)]);
+            open.extend([n as usize, n as usize + 1]);
+        }
+        let values = (0..nodes.len()).map(|i| i as f32).collect::<Vec<_>>();
+        Tree {
+            nodes: nodes.into(),
+            values: values.into(),
+            output: Tree::ALL_OUTPUTS,
+        }
+    }
+
+    #[test]
+    fn the_plain_loop_and_the_avx2_loop_agree() {
+        let mut rng = SplitMix::new(9);
+        let p = 5;
+        let ens = TreeEnsemble {
+            n_features: p as u32,
+            n_outputs: 1,
+            n_classes: 0,
+            combine: Combine::Sum,
+            link: Link::Identity,
+            base_score: Vec::new().into(),
+            trees: (0..40)
+                .map(|t| tree(&mut rng, p, 1 + t % MAX_LEAVES))
+                .collect::<Vec<_>>()
+                .into(),
+        };
+        let layout = Layout::compile(&ens).unwrap();
+        let mut scan = Scan::new(&layout).expect("trees of at most 32 leaves");
+        let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
+        let n = ens.trees.len();
+        let masks = |scan: &Scan| {
+            let mut m = vec![[0u32; ROWS]; n];
+            for r in (0..BLOCK).step_by(ROWS) {
+                scan.group(&xt, r, &mut m);
+            }
+            m
+        };
+        // The processor's loop (AVX2 where it has it) against the plain one.
+        let first = masks(&scan);
+        scan.avx2 = false;
+        assert_eq!(masks(&scan), first);
+        // Every lane's lowest bit names a leaf of its tree.
+        for (pos, lanes) in first.iter().enumerate() {
+            for &m in lanes {
+                let leaf = scan.leaf(pos, m) as usize;
+                assert!(layout.split[leaf].threshold.is_nan());
+            }
+        }
+    }
+
+    #[test]
+    fn trees_of_more_than_32_leaves_are_not_scanned() {
+        let mut rng = SplitMix::new(4);
+        let ens = TreeEnsemble {
+            n_features: 3,
+            n_outputs: 1,
+            n_classes: 0,
+            combine: Combine::Sum,
+            link: Link::Identity,
+            base_score: Vec::new().into(),
+            trees: vec![tree(&mut rng, 3, 32), tree(&mut rng, 3, 33)].into(),
+        };
+        assert!(Scan::new(&Layout::compile(&ens).unwrap()).is_none());
+    }
+}
