@@ -976,7 +976,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         script = (REPO / script).resolve()
     common.ensure_datasets(script, [DATASET], args.quick, args.timeout)
     train_full, test_full = common.dataset_paths(DATASET, args.quick)
-    test = head_rows(test_full, args.test_rows, OUT / f"test.{args.test_rows}.csv")
+    test = (test_full if args.test_rows is None
+            else head_rows(test_full, args.test_rows, OUT / f"test.{args.test_rows}.csv"))
     paths: dict[str, Path] = {
         "work": OUT, "test_x": OUT / "test_x.npy", "test_y": OUT / "test_y.npy",
         "lgb_model": OUT / "model.txt", "xgb_model": OUT / "xgb.json",

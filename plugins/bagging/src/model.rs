@@ -1,5 +1,15 @@
 //! The trained ensemble: prediction by averaging or voting, its summary and
 //! its exchange form.
+//!
+//! When the members pool into one tree ensemble (`tree_ensemble`: every
+//! member a tree ensemble averaged alike, under soft voting or for
+//! regression), the pooled trees are compiled for the inference engine on
+//! first use and the model predicts through it, all members in one pass
+//! over the rows (and no copy of a member's columns). Otherwise (hard
+//! voting, or any member not such a tree ensemble) the members are asked
+//! one after the other.
+
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 use tessera_core::{
@@ -7,6 +17,7 @@ use tessera_core::{
     ir::{Combine, Link, ModelIr, TreeEnsemble},
     plugin::ModelImpl,
 };
+use tessera_engine::Engine;
 
 use crate::{parallel::for_each_member, params::LEARNER, sample};
 
@@ -111,6 +122,9 @@ pub struct BaggingModel {
     pub info: Value,
     /// The members, at least one.
     pub members: Vec<Member>,
+    /// The members' pooled trees compiled, on first use; `None` when they
+    /// do not pool (or the engine refuses them).
+    pub(crate) engine: OnceLock<Option<Engine>>,
 }
 
 /// What each member is asked for.
@@ -232,6 +246,15 @@ pub fn argmax(row: &[f64]) -> usize {
 }
 
 impl BaggingModel {
+    /// The members' pooled trees, compiled on the first call, when they
+    /// pool: see `tree_ensemble`, which pools only where the pooled mean is
+    /// what the members' answers combine into (never under hard voting).
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine
+            .get_or_init(|| tree_ensemble(self).and_then(|e| Engine::new(&e).ok()))
+            .as_ref()
+    }
+
     /// The members' combined outputs for `x`: per row the sum of the
     /// predictions (regression), of the probabilities (soft voting) or of
     /// the votes per class (hard voting), summed in member order.
@@ -273,6 +296,10 @@ impl ModelImpl for BaggingModel {
     }
 
     fn predict(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f32>, PluginError> {
+        if let Some(e) = self.engine() {
+            // The mean value, or the class of the largest mean probability.
+            return Ok(e.labels(&e.raw(ctx, x)?));
+        }
         if self.task.is_classification() {
             let k = (self.task.n_classes as usize).max(1);
             let p = self.proba(ctx, x)?;
@@ -297,6 +324,9 @@ impl ModelImpl for BaggingModel {
             )));
         }
         let k = self.task.n_classes as usize;
+        if let Some(e) = self.engine() {
+            return Ok(Matrix::new(e.proba(&e.raw(ctx, x)?), x.rows(), k));
+        }
         let p = self.proba(ctx, x)?;
         Ok(Matrix::new(
             p.into_iter().map(|v| v as f32).collect(),
@@ -356,6 +386,14 @@ impl ModelImpl for BaggingModel {
 /// voted (`Vote`) with no link, all alike and with the same number of
 /// trees, so that pooling the trees averages the members. Split features
 /// are mapped from each member's columns back to the full feature space.
+///
+/// The pooled mean is the mean of the members' outputs, which is what the
+/// model answers for regression (the mean prediction) and under soft
+/// voting (the mean probabilities, whose largest is the class). Under hard
+/// voting the model counts the members' classes instead, which no mean of
+/// the members' trees gives: there is no ensemble then, and the model
+/// (which predicts through this ensemble whenever there is one, see
+/// [`BaggingModel::engine`]) asks its members.
 fn tree_ensemble(m: &BaggingModel) -> Option<TreeEnsemble> {
     if m.voting == Voting::Hard {
         return None;
@@ -409,4 +447,266 @@ fn tree_ensemble(m: &BaggingModel) -> Option<TreeEnsemble> {
         base_score: base_score.into(),
         trees: trees.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{
+        NullContext,
+        ir::{Tree, TreeNode},
+        plugin::{model_box, seeds::SplitMix},
+    };
+
+    /// Columns of the full data.
+    const P: usize = 7;
+
+    /// A member that is a small forest in exchange form (the mean of its
+    /// trees' leaf values) and predicts by walking its trees.
+    struct ForestMember {
+        task: Task,
+        cols: usize,
+        trees: Vec<Tree>,
+    }
+
+    impl ForestMember {
+        fn k(&self) -> usize {
+            (self.task.n_classes as usize).max(1)
+        }
+
+        /// The mean of the trees' leaf values for row `r` of `x`.
+        fn mean(&self, x: MatrixRef<'_>, r: usize) -> Vec<f32> {
+            let k = self.k();
+            let mut acc = vec![0.0f64; k];
+            for t in &self.trees {
+                let mut one = vec![0.0f32; k];
+                t.add_to(x.row(r), &mut one);
+                acc.iter_mut()
+                    .zip(&one)
+                    .for_each(|(a, v)| *a += f64::from(*v));
+            }
+            acc.iter()
+                .map(|a| (a / self.trees.len() as f64) as f32)
+                .collect()
+        }
+    }
+
+    impl ModelImpl for ForestMember {
+        fn task(&self) -> Task {
+            self.task
+        }
+
+        fn n_features(&self) -> usize {
+            self.cols
+        }
+
+        fn predict(
+            &self,
+            _ctx: &HostContextRef<'_>,
+            x: MatrixRef<'_>,
+        ) -> Result<Vec<f32>, PluginError> {
+            Ok((0..x.rows())
+                .map(|r| {
+                    let m = self.mean(x, r);
+                    if self.task.is_classification() {
+                        let m: Vec<f64> = m.iter().map(|&v| f64::from(v)).collect();
+                        argmax(&m) as f32
+                    } else {
+                        m[0]
+                    }
+                })
+                .collect())
+        }
+
+        fn predict_proba(
+            &self,
+            _ctx: &HostContextRef<'_>,
+            x: MatrixRef<'_>,
+        ) -> Result<Matrix, PluginError> {
+            let data = (0..x.rows()).flat_map(|r| self.mean(x, r)).collect();
+            Ok(Matrix::new(data, x.rows(), self.k()))
+        }
+
+        fn describe(&self) -> Value {
+            json!({})
+        }
+
+        fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
+            Ok(Vec::new())
+        }
+
+        fn to_ir(&self) -> Option<ModelIr> {
+            Some(ModelIr::Trees(TreeEnsemble {
+                n_features: self.cols as u32,
+                n_outputs: self.k() as u32,
+                n_classes: if self.task.is_classification() {
+                    self.task.n_classes
+                } else {
+                    0
+                },
+                combine: Combine::Mean,
+                link: Link::Identity,
+                base_score: Vec::new().into(),
+                trees: self.trees.clone().into(),
+            }))
+        }
+    }
+
+    /// A random tree on `cols` columns: random splits and missing-value
+    /// sides, at most `depth` deep, leaves holding a class distribution or
+    /// a value.
+    fn random_tree(rng: &mut SplitMix, cols: usize, k: usize, depth: usize) -> Tree {
+        fn grow(
+            rng: &mut SplitMix,
+            t: &mut (Vec<TreeNode>, Vec<f32>),
+            cols: usize,
+            k: usize,
+            depth: usize,
+        ) -> u32 {
+            let i = t.0.len();
+            t.0.push(TreeNode {
+                feature: TreeNode::LEAF,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                value: t.1.len() as u32,
+                missing_left: 0,
+            });
+            if depth == 0 || rng.unit() < 0.2 {
+                let v: Vec<f64> = (0..k).map(|_| rng.unit()).collect();
+                let sum: f64 = if k > 1 { v.iter().sum() } else { 0.1 };
+                t.1.extend(v.iter().map(|x| (x / sum) as f32));
+            } else {
+                let left = grow(rng, t, cols, k, depth - 1);
+                let right = grow(rng, t, cols, k, depth - 1);
+                t.0[i] = TreeNode {
+                    feature: rng.below(cols) as u32,
+                    threshold: (rng.unit() * 2.0 - 1.0) as f32,
+                    left,
+                    right,
+                    value: 0,
+                    missing_left: u8::from(rng.unit() < 0.5),
+                };
+            }
+            i as u32
+        }
+        let mut t = (Vec::new(), Vec::new());
+        grow(rng, &mut t, cols, k, depth);
+        Tree {
+            nodes: t.0.into(),
+            values: t.1.into(),
+            output: Tree::ALL_OUTPUTS,
+        }
+    }
+
+    /// A bagging model of `members` random forests of `trees` trees each,
+    /// each member on a random draw of the columns (with repeats) unless
+    /// `all`.
+    fn bagging(
+        rng: &mut SplitMix,
+        task: Task,
+        voting: Voting,
+        members: usize,
+        trees: usize,
+        all: bool,
+    ) -> BaggingModel {
+        let k = (task.n_classes as usize).max(1);
+        let members = (0..members)
+            .map(|_| {
+                let features: Vec<u32> = if all {
+                    (0..P as u32).collect()
+                } else {
+                    (0..4).map(|_| rng.below(P) as u32).collect()
+                };
+                let cols = features.len();
+                let trees = (0..trees).map(|_| random_tree(rng, cols, k, 5)).collect();
+                let model = model_box("forest", Box::new(ForestMember { task, cols, trees }));
+                Member::new(features, P, model)
+            })
+            .collect();
+        BaggingModel {
+            task,
+            n_features: P,
+            voting,
+            info: json!({}),
+            members,
+            engine: OnceLock::new(),
+        }
+    }
+
+    /// Rows of values in [-1.5, 1.5), about one in eight missing.
+    fn rows(rng: &mut SplitMix, n: usize) -> Vec<f32> {
+        (0..n * P)
+            .map(|_| {
+                if rng.unit() < 0.125 {
+                    f32::NAN
+                } else {
+                    (rng.unit() * 3.0 - 1.5) as f32
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn engine_agrees_with_the_members() {
+        let mut rng = SplitMix::new(5);
+        let x = rows(&mut rng, 600);
+        let ctx = NullContext { threads: 2 };
+        let ctx = ctx.as_ref();
+        let n = x.len() / P;
+        let parts: Vec<MatrixRef<'_>> = std::iter::once(MatrixRef::new(&x, n, P).unwrap())
+            .chain(
+                x.chunks(P)
+                    .take(30)
+                    .map(|r| MatrixRef::new(r, 1, P).unwrap()),
+            )
+            .collect();
+        let tasks = [
+            (Task::classification(2), Voting::Soft),
+            (Task::classification(3), Voting::Soft),
+            (Task::classification(5), Voting::Soft),
+            (Task::regression(), Voting::Mean),
+        ];
+        for (task, voting) in tasks {
+            for (members, trees, all) in [(1, 1, true), (10, 1, false), (6, 4, false)] {
+                let what = format!("{}, {members} members of {trees} trees", task.name());
+                let m = bagging(&mut rng, task, voting, members, trees, all);
+                let e = m.engine().expect("forests pool");
+                assert_eq!(e.n_trees(), members * trees, "{what}");
+                for &xm in &parts {
+                    let got = m.predict(&ctx, xm).unwrap();
+                    if task.is_classification() {
+                        let k = task.n_classes as usize;
+                        let want = m.proba(&ctx, xm).unwrap();
+                        let classes: Vec<f32> = want.chunks(k).map(|r| argmax(r) as f32).collect();
+                        assert_eq!(got, classes, "{what}");
+                        let p = m.predict_proba(&ctx, xm).unwrap();
+                        assert_eq!(p.data.len(), want.len(), "{what}");
+                        for (g, w) in p.data.iter().zip(&want) {
+                            assert!((f64::from(*g) - w).abs() < 1e-6, "{what}: {g} vs {w}");
+                        }
+                    } else {
+                        let want = m.sums(&ctx, xm).unwrap();
+                        for (g, w) in got.iter().zip(&want) {
+                            let w = w / members as f64;
+                            assert!((f64::from(*g) - w).abs() < 1e-5, "{what}: {g} vs {w}");
+                        }
+                    }
+                }
+            }
+        }
+        // Hard voting counts the members' classes, which no mean of their
+        // trees gives: the members answer.
+        let m = bagging(&mut rng, Task::classification(3), Voting::Hard, 5, 2, false);
+        assert!(m.engine().is_none());
+        let xm = parts[0];
+        let p = m.predict_proba(&ctx, xm).unwrap();
+        assert!(p.data.iter().all(|v| (v * 5.0).fract() == 0.0));
+        // Members of different sizes do not pool either.
+        let mut m = bagging(&mut rng, Task::regression(), Voting::Mean, 3, 2, true);
+        m.members
+            .extend(bagging(&mut rng, Task::regression(), Voting::Mean, 1, 3, true).members);
+        assert!(m.engine().is_none());
+        assert_eq!(m.predict(&ctx, xm).unwrap().len(), n);
+    }
 }

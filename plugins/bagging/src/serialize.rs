@@ -180,5 +180,6 @@ pub fn load(bytes: &[u8], ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>
         voting: stored.voting,
         info: stored.info,
         members,
+        engine: Default::default(),
     }))
 }

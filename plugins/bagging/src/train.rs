@@ -249,6 +249,7 @@ impl LearnerImpl for BaggingLearner {
             voting,
             info,
             members,
+            engine: Default::default(),
         }))
     }
 }

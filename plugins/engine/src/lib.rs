@@ -16,8 +16,10 @@
 //!   Otherwise every tree *walks* the whole block, eight rows descending in
 //!   lockstep (`walk.rs`), before the next tree, so the block's rows and the
 //!   tree's nodes stay in the first-level cache; a block with no missing
-//!   value takes a walk with no missing-value test. Blocks run in parallel
-//!   within the call's thread budget.
+//!   value takes a walk with no missing-value test. An ensemble larger than
+//!   the second-level cache is cut into tiles of consecutive trees; a pass
+//!   of many blocks goes through one tile after the other. Passes run in
+//!   parallel within the call's thread budget.
 //! * one row at a time ([`Engine::raw_row`]): eight trees descend in
 //!   lockstep for the one row; no allocation, no thread hand-off.
 //!
@@ -59,8 +61,8 @@ pub struct Engine {
     /// Applied to the trees' sum: `1 / trees` for a mean or a vote.
     scale: f64,
     layout: Layout,
-    /// The scan, when every tree is small enough for it.
-    scan: Option<Scan>,
+    /// The trees (of `layout.by_depth`) cut into runs that fit in cache.
+    tiles: Vec<Tile>,
 }
 
 impl Engine {
@@ -82,9 +84,9 @@ impl Engine {
             Combine::Sum => 1.0,
             Combine::Mean | Combine::Vote => 1.0 / ens.trees.len() as f64,
         };
-        let scan = Scan::new(&layout);
+        let tiles = Tile::cut(&layout);
         Ok(Self {
-            scan,
+            tiles,
             n_features: ens.n_features as usize,
             n_outputs: k,
             n_classes: ens.n_classes as usize,
@@ -179,42 +181,50 @@ impl Engine {
     pub fn raw_into(&self, x: &[f32], out: &mut [f64]) {
         let (p, k) = (self.n_features, self.n_outputs);
         assert_eq!(x.len() / p * k, out.len(), "one output row per input row");
-        let mut xt = vec![0.0f32; BLOCK * p];
-        let n_trees = self.layout.trees.len();
-        let mut scratch = match self.scan {
-            Some(_) => vec![[0u32; scan::ROWS]; n_trees],
-            None => Vec::new(),
+        // One tile: block after block. Several: a pass of many blocks goes
+        // through each tile in turn, so a tile is fetched once per pass.
+        let pass = if self.tiles.len() == 1 {
+            BLOCK
+        } else {
+            (PASS_VALUES / p).clamp(BLOCK, PASS_ROWS) / BLOCK * BLOCK
         };
-        for (xb, ob) in x.chunks(BLOCK * p).zip(out.chunks_mut(BLOCK * k)) {
-            let mut nan = false;
-            for (r, row) in xb.chunks_exact(p).enumerate() {
-                for (f, &v) in row.iter().enumerate() {
-                    xt[f * BLOCK + r] = v;
-                    nan |= v.is_nan();
+        let blocks = pass.min(x.len() / p).div_ceil(BLOCK);
+        let mut xt = vec![0.0f32; blocks * BLOCK * p];
+        let mut nan = vec![false; blocks];
+        let most = self.tiles.iter().map(|t| t.trees.len()).max().unwrap_or(0);
+        let mut masks = vec![[0u32; scan::ROWS]; most];
+        for (xp, op) in x.chunks(pass * p).zip(out.chunks_mut(pass * k)) {
+            for ((xb, xt), nan) in xp
+                .chunks(BLOCK * p)
+                .zip(xt.chunks_mut(BLOCK * p))
+                .zip(&mut nan)
+            {
+                *nan = transpose(xb, p, xt);
+            }
+            op.fill(0.0);
+            for tile in &self.tiles {
+                let blocks = xp.chunks(BLOCK * p).zip(op.chunks_mut(BLOCK * k));
+                for (((xb, ob), xt), &nan) in blocks.zip(xt.chunks(BLOCK * p)).zip(&nan) {
+                    let rows = xb.len() / p;
+                    match &tile.scan {
+                        Some(scan) if !nan => self.scan_block(tile, scan, xt, rows, ob, &mut masks),
+                        _ if nan => self.block::<true>(tile, xt, rows, ob),
+                        _ => self.block::<false>(tile, xt, rows, ob),
+                    }
                 }
             }
-            let rows = xb.len() / p;
-            match &self.scan {
-                // Rows past the end keep older values: any will do, but
-                // not NaN for the scan.
-                Some(scan) if !nan => {
-                    for r in rows..BLOCK {
-                        for f in 0..p {
-                            xt[f * BLOCK + r] = 0.0;
-                        }
-                    }
-                    self.scan_block(scan, &xt, rows, ob, &mut scratch);
-                }
-                _ if nan => self.block::<true>(&xt, rows, ob),
-                _ => self.block::<false>(&xt, rows, ob),
+            for o in op.chunks_exact_mut(k) {
+                self.finish(o);
             }
         }
     }
 
-    /// One block (`rows` rows, transposed in `xt`) by the scan, eight rows
-    /// at a time; `masks` holds one entry per tree.
+    /// Adds the trees of `tile` for one block (`rows` rows, transposed in
+    /// `xt`) to `ob` by the scan, eight rows at a time; `masks` holds an
+    /// entry per tree of the tile at least.
     fn scan_block(
         &self,
+        tile: &Tile,
         scan: &Scan,
         xt: &[f32],
         rows: usize,
@@ -222,7 +232,8 @@ impl Engine {
         masks: &mut [[u32; scan::ROWS]],
     ) {
         let k = self.n_outputs;
-        ob.fill(0.0);
+        let trees = &self.layout.by_depth[tile.trees.clone()];
+        let masks = &mut masks[..trees.len()];
         for r in (0..rows).step_by(scan::ROWS) {
             scan.group(xt, r, masks);
             let n = (rows - r).min(scan::ROWS);
@@ -230,24 +241,20 @@ impl Engine {
             if scan.add_values(masks, n, out, k) {
                 continue;
             }
-            for (pos, (t, lanes)) in self.layout.by_depth.iter().zip(masks.iter()).enumerate() {
+            for (pos, (t, lanes)) in trees.iter().zip(masks.iter()).enumerate() {
                 for (o, &mask) in out.chunks_exact_mut(k).zip(&lanes[..n]) {
                     self.add(t, scan.leaf(pos, mask), o);
                 }
             }
         }
-        for o in ob.chunks_exact_mut(k) {
-            self.finish(o);
-        }
     }
 
-    /// One block (`rows` rows, transposed in `xt`): every tree walks all
-    /// its rows, [`LANES`] at a time.
-    fn block<const NAN: bool>(&self, xt: &[f32], rows: usize, ob: &mut [f64]) {
+    /// Adds the trees of `tile` for one block (`rows` rows, transposed in
+    /// `xt`) to `ob`: every tree walks all the rows, [`LANES`] at a time.
+    fn block<const NAN: bool>(&self, tile: &Tile, xt: &[f32], rows: usize, ob: &mut [f64]) {
         let k = self.n_outputs;
         let mut leaves = [0u32; BLOCK];
-        ob.fill(0.0);
-        for t in &self.layout.by_depth {
+        for t in &self.layout.by_depth[tile.trees.clone()] {
             walk::block::<NAN>(
                 &self.layout,
                 t.root,
@@ -259,9 +266,6 @@ impl Engine {
             for (o, &leaf) in ob.chunks_exact_mut(k).zip(&leaves[..rows]) {
                 self.add(t, leaf, o);
             }
-        }
-        for o in ob.chunks_exact_mut(k) {
-            self.finish(o);
         }
     }
 
@@ -401,6 +405,70 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Compiled bytes of the trees of a tile (a larger tree is a tile alone).
+const TILE_BYTES: usize = 256 * 1024;
+/// Most values a pass of several tiles transposes at once, and most rows.
+const PASS_VALUES: usize = 1 << 20;
+const PASS_ROWS: usize = 16 * 1024;
+
+/// A run of consecutive trees of `by_depth` whose compiled nodes fit in the
+/// second-level cache, with its scan when its trees are small enough.
+#[derive(Clone, Debug, PartialEq)]
+struct Tile {
+    trees: std::ops::Range<usize>,
+    scan: Option<Scan>,
+}
+
+impl Tile {
+    /// `layout`'s trees cut into tiles of at most [`TILE_BYTES`].
+    fn cut(layout: &Layout) -> Vec<Tile> {
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut size = 0;
+        for (i, t) in layout.by_depth.iter().enumerate() {
+            let bytes = t.len as usize * (std::mem::size_of::<Split>() + 8);
+            match runs.last_mut() {
+                Some(r) if size + bytes <= TILE_BYTES => {
+                    r.end = i + 1;
+                    size += bytes;
+                }
+                _ => {
+                    runs.push(i..i + 1);
+                    size = bytes;
+                }
+            }
+        }
+        if runs.is_empty() {
+            runs.push(0..0);
+        }
+        runs.into_iter()
+            .map(|trees| Tile {
+                scan: Scan::new(layout, trees.clone()),
+                trees,
+            })
+            .collect()
+    }
+}
+
+/// Transposes the rows of `xb` (`p` values each) into `xt` (feature `f` of
+/// row `r` at `f * BLOCK + r`), zeroing the rows past the end; whether a
+/// value is missing.
+fn transpose(xb: &[f32], p: usize, xt: &mut [f32]) -> bool {
+    let mut nan = false;
+    let rows = xb.len() / p;
+    for (r, row) in xb.chunks_exact(p).enumerate() {
+        for (f, &v) in row.iter().enumerate() {
+            xt[f * BLOCK + r] = v;
+            nan |= v.is_nan();
+        }
+    }
+    if rows < BLOCK {
+        for f in 0..p {
+            xt[f * BLOCK + rows..(f + 1) * BLOCK].fill(0.0);
+        }
+    }
+    nan
 }
 
 /// Checks that outputs, classes, link, combination and base score agree.

@@ -70,12 +70,15 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// The scan of `layout`, or `None` when a tree has too many leaves.
-    pub fn new(layout: &Layout) -> Option<Self> {
+    /// The scan of the trees `trees` of `layout.by_depth` (positions
+    /// below count from the first of them), or `None` when a tree has too
+    /// many leaves.
+    pub fn new(layout: &Layout, trees: std::ops::Range<usize>) -> Option<Self> {
         let p = layout.n_features;
         let mut tests: Vec<(u32, f32, u32, u32)> = Vec::new();
         let mut scan = Scan::default();
-        for (pos, t) in layout.by_depth.iter().enumerate() {
+        let trees = &layout.by_depth[trees];
+        for (pos, t) in trees.iter().enumerate() {
             scan.leaf_start.push(scan.leaf.len() as u32);
             let first = scan.leaf.len();
             // Depth-first, left child first: leaves come out left to right.
@@ -140,7 +143,7 @@ impl Scan {
                 .iter()
                 .map(|&i| f64::from(f32::from_bits(layout.aux[i as usize])))
                 .collect();
-            let outputs = layout.by_depth.iter().map(|t| t.output).collect();
+            let outputs = trees.iter().map(|t| t.output).collect();
             scan.values = Some((values, outputs));
         }
         #[cfg(target_arch = "x86_64")]
@@ -345,7 +348,7 @@ mod tests {
                 .into(),
         };
         let layout = Layout::compile(&ens).unwrap();
-        let mut scan = Scan::new(&layout).expect("trees of at most 32 leaves");
+        let mut scan = Scan::new(&layout, 0..40).expect("trees of at most 32 leaves");
         let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
         let n = ens.trees.len();
         let masks = |scan: &Scan| {
@@ -380,6 +383,6 @@ mod tests {
             base_score: Vec::new().into(),
             trees: vec![tree(&mut rng, 3, 32), tree(&mut rng, 3, 33)].into(),
         };
-        assert!(Scan::new(&Layout::compile(&ens).unwrap()).is_none());
+        assert!(Scan::new(&Layout::compile(&ens).unwrap(), 0..2).is_none());
     }
 }

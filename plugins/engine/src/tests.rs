@@ -167,9 +167,9 @@ fn batch_and_single_row_match_the_plain_walk() {
         let ens = ensemble(&mut rng, kind, n_trees, p, max_leaves);
         let engine = Engine::new(&ens).unwrap();
         if max_leaves <= scan::MAX_LEAVES {
-            assert!(engine.scan.is_some());
+            assert!(engine.tiles.iter().all(|t| t.scan.is_some()));
         }
-        scanned += usize::from(engine.scan.is_some() && case % 3 == 0);
+        scanned += usize::from(engine.tiles[0].scan.is_some() && case % 3 == 0);
         let n = rng.below(300) + 1;
         let nan = [0.0, 0.05, 0.5][case % 3];
         let x = random_rows(&mut rng, n, p, nan);
@@ -317,5 +317,42 @@ fn deep_trees_are_walked_to_the_end() {
     for (row, got) in x.iter().zip(&batch) {
         let want = reference(&ens, std::slice::from_ref(row));
         assert_eq!(*got, want[0], "x = {row}");
+    }
+}
+
+#[test]
+fn large_ensembles_go_tile_by_tile() {
+    let mut rng = SplitMix::new(21);
+    // Deep trees (walked) and many small ones (scanned), both past one tile.
+    for (kind, n_trees, leaves) in [(3, 150, 400), (0, 2500, 31), (2, 1500, 31)] {
+        let ens = ensemble(&mut rng, kind, n_trees, 7, leaves);
+        let engine = Engine::new(&ens).unwrap();
+        assert!(engine.tiles.len() > 1, "{} tiles", engine.tiles.len());
+        assert_eq!(
+            engine.tiles.iter().map(|t| t.trees.len()).sum::<usize>(),
+            n_trees
+        );
+        let n = 700;
+        for nan in [0.0, 0.01] {
+            let x = random_rows(&mut rng, n, 7, nan);
+            let ctx = NullContext { threads: 2 };
+            let batch = engine
+                .raw(&ctx.as_ref(), MatrixRef::new(&x, n, 7).unwrap())
+                .unwrap();
+            let k = ens.n_outputs as usize;
+            let mut one = vec![0.0; k];
+            for (r, row) in x.chunks_exact(7).enumerate() {
+                let want = reference(&ens, row);
+                let got = &batch[r * k..(r + 1) * k];
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                        "row {r}: {a} vs {b}"
+                    );
+                }
+                engine.raw_row(row, &mut one);
+                assert_eq!(one, got, "row {r}: one row differs from the batch");
+            }
+        }
     }
 }

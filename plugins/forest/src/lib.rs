@@ -9,8 +9,8 @@
 //! (exact split search), `hist_split` (histogram split
 //! search on tessera-trees), `prune` (cost-complexity pruning and
 //! compaction), [`tree`] (the model's tree layout), [`train`] (fitting,
-//! out-of-bag score in `oob`), [`model`] (prediction) and [`serialize`]
-//! (model bytes).
+//! out-of-bag score in `oob`), [`model`] (prediction through the inference
+//! engine) and [`serialize`] (model bytes).
 
 pub mod config;
 mod data;

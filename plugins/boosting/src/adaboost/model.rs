@@ -1,6 +1,15 @@
 //! The trained ensemble: the weighted vote (SAMME) with scikit-learn's
 //! decision function and probabilities, the weighted median
 //! (AdaBoost.R2), the summary and the exchange form.
+//!
+//! A classifier whose members are single trees (the default
+//! `decision_tree` stumps, for one) has an exchange form
+//! (`tree_ensemble`); it is compiled for the inference engine on first
+//! use and predicts through it, all members in one pass over the rows.
+//! Any other classifier, and every regressor (a weighted median, which no
+//! sum of trees gives), asks its members one after the other.
+
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 use tessera_core::{
@@ -8,6 +17,7 @@ use tessera_core::{
     ir::{Combine, Link, ModelIr, Tree, TreeEnsemble},
     plugin::ModelImpl,
 };
+use tessera_engine::Engine;
 
 use super::params::LEARNER;
 
@@ -30,6 +40,9 @@ pub struct AdaBoostModel {
     pub weights: Vec<f64>,
     /// Each member's weighted training error.
     pub errors: Vec<f64>,
+    /// The exchange form compiled, on first use; `None` when the members
+    /// make none (or the engine refuses it).
+    engine: OnceLock<Option<Engine>>,
 }
 
 /// Runs member `i`'s `predict` on `x` and checks its output: one value per
@@ -158,7 +171,16 @@ impl AdaBoostModel {
             members,
             weights,
             errors,
+            engine: OnceLock::new(),
         })
+    }
+
+    /// The members compiled into one tree ensemble (compiled on the first
+    /// call), when they make one: a classifier of single-tree members.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine
+            .get_or_init(|| tree_ensemble(self).and_then(|e| Engine::new(&e).ok()))
+            .as_ref()
     }
 
     fn n_classes(&self) -> usize {
@@ -192,7 +214,8 @@ impl AdaBoostModel {
         Ok(votes)
     }
 
-    /// Class probabilities as scikit-learn's `predict_proba`:
+    /// Class probabilities as scikit-learn's `predict_proba`, member by
+    /// member:
     /// `softmax(decision / (K - 1))`, which for two classes is
     /// `softmax([-d, d] / 2)` of the binary decision `d = dec_1 - dec_0`.
     fn proba(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f64>, PluginError> {
@@ -215,8 +238,9 @@ impl AdaBoostModel {
         Ok(p)
     }
 
-    /// The classes: for two, class 1 when the binary decision is positive;
-    /// otherwise the largest decision (the first on ties).
+    /// The classes, member by member: for two, class 1 when the binary
+    /// decision is positive; otherwise the largest decision (the first on
+    /// ties).
     fn classes(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f32>, PluginError> {
         let k = self.n_classes();
         if k <= 1 {
@@ -275,6 +299,11 @@ impl ModelImpl for AdaBoostModel {
     }
 
     fn predict(&self, ctx: &HostContextRef<'_>, x: MatrixRef<'_>) -> Result<Vec<f32>, PluginError> {
+        if let Some(e) = self.engine() {
+            // The class of the largest summed score: for two classes, class
+            // 1 when its score is above class 0's, as [`Self::classes`].
+            return Ok(e.labels(&e.raw(ctx, x)?));
+        }
         if self.task.is_classification() {
             self.classes(ctx, x)
         } else {
@@ -291,6 +320,9 @@ impl ModelImpl for AdaBoostModel {
             return Err(PluginError::unsupported(format!(
                 "{LEARNER} regression models do not predict probabilities"
             )));
+        }
+        if let Some(e) = self.engine() {
+            return Ok(Matrix::new(e.proba(&e.raw(ctx, x)?), x.rows(), e.n_proba()));
         }
         let p = self.proba(ctx, x)?;
         Ok(Matrix::new(
@@ -398,6 +430,190 @@ fn tree_ensemble(m: &AdaBoostModel) -> Option<TreeEnsemble> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::{NullContext, ir::TreeNode, plugin::model_box};
+    use tessera_trees::rng::Rng;
+
+    const P: usize = 5;
+
+    /// A member that is one tree in exchange form and predicts by walking
+    /// it: the class of its largest leaf value (the first on ties), or the
+    /// value.
+    struct TreeMember {
+        task: Task,
+        tree: Tree,
+    }
+
+    impl TreeMember {
+        fn k(&self) -> usize {
+            (self.task.n_classes as usize).max(1)
+        }
+    }
+
+    impl ModelImpl for TreeMember {
+        fn task(&self) -> Task {
+            self.task
+        }
+
+        fn n_features(&self) -> usize {
+            P
+        }
+
+        fn predict(
+            &self,
+            _ctx: &HostContextRef<'_>,
+            x: MatrixRef<'_>,
+        ) -> Result<Vec<f32>, PluginError> {
+            Ok((0..x.rows())
+                .map(|r| {
+                    let v = self.tree.leaf_values(x.row(r), self.k());
+                    if self.task.is_classification() {
+                        argmax(v) as f32
+                    } else {
+                        v[0]
+                    }
+                })
+                .collect())
+        }
+
+        fn predict_proba(
+            &self,
+            _ctx: &HostContextRef<'_>,
+            _x: MatrixRef<'_>,
+        ) -> Result<Matrix, PluginError> {
+            Err(PluginError::unsupported("not asked"))
+        }
+
+        fn describe(&self) -> Value {
+            json!({})
+        }
+
+        fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
+            Ok(Vec::new())
+        }
+
+        fn to_ir(&self) -> Option<ModelIr> {
+            Some(ModelIr::Trees(TreeEnsemble {
+                n_features: P as u32,
+                n_outputs: self.k() as u32,
+                n_classes: if self.task.is_classification() {
+                    self.task.n_classes
+                } else {
+                    0
+                },
+                combine: Combine::Mean,
+                link: Link::Identity,
+                base_score: Vec::new().into(),
+                trees: vec![self.tree.clone()].into(),
+            }))
+        }
+    }
+
+    /// A random tree: random splits and missing-value sides, at most
+    /// `depth` deep, leaves of `k` random values.
+    fn random_tree(rng: &mut Rng, k: usize, depth: usize) -> Tree {
+        fn grow(rng: &mut Rng, t: &mut (Vec<TreeNode>, Vec<f32>), k: usize, depth: usize) -> u32 {
+            let i = t.0.len();
+            t.0.push(TreeNode {
+                feature: TreeNode::LEAF,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                value: t.1.len() as u32,
+                missing_left: 0,
+            });
+            if depth == 0 || rng.unit() < 0.2 {
+                t.1.extend((0..k).map(|_| rng.unit() as f32));
+            } else {
+                let left = grow(rng, t, k, depth - 1);
+                let right = grow(rng, t, k, depth - 1);
+                t.0[i] = TreeNode {
+                    feature: rng.below(P) as u32,
+                    threshold: (rng.unit() * 2.0 - 1.0) as f32,
+                    left,
+                    right,
+                    value: 0,
+                    missing_left: u8::from(rng.unit() < 0.5),
+                };
+            }
+            i as u32
+        }
+        let mut t = (Vec::new(), Vec::new());
+        grow(rng, &mut t, k, depth);
+        Tree {
+            nodes: t.0.into(),
+            values: t.1.into(),
+            output: Tree::ALL_OUTPUTS,
+        }
+    }
+
+    fn ensemble(rng: &mut Rng, task: Task, members: usize, equal: bool) -> AdaBoostModel {
+        let k = (task.n_classes as usize).max(1);
+        let members: Vec<ModelBox> = (0..members)
+            .map(|_| {
+                let tree = random_tree(rng, k, 6);
+                model_box("tree", Box::new(TreeMember { task, tree }))
+            })
+            .collect();
+        let n = members.len();
+        let weights = (0..n)
+            .map(|_| if equal { 0.7 } else { rng.unit() * 3.0 })
+            .collect();
+        AdaBoostModel::new(task, P, json!({}), members, weights, vec![0.1; n]).unwrap()
+    }
+
+    /// Rows of values in [-1.5, 1.5), about one in eight missing.
+    fn rows(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n * P)
+            .map(|_| {
+                if rng.unit() < 0.125 {
+                    f32::NAN
+                } else {
+                    (rng.unit() * 3.0 - 1.5) as f32
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn engine_agrees_with_the_members() {
+        let mut rng = Rng::new(3);
+        let x = rows(&mut rng, 700);
+        let ctx = NullContext { threads: 2 };
+        let ctx = ctx.as_ref();
+        for k in [2u32, 3, 4] {
+            for (members, equal) in [(1, false), (4, true), (9, true), (30, false)] {
+                let what = format!("{k} classes, {members} members, equal weights {equal}");
+                let m = ensemble(&mut rng, Task::classification(k), members, equal);
+                let e = m.engine().expect("single trees make an ensemble");
+                assert_eq!(e.n_trees(), members, "{what}");
+                // In one batch and row by row (the engine's two walks).
+                let n = x.len() / P;
+                let parts: Vec<MatrixRef<'_>> = std::iter::once(MatrixRef::new(&x, n, P).unwrap())
+                    .chain(
+                        x.chunks(P)
+                            .take(40)
+                            .map(|r| MatrixRef::new(r, 1, P).unwrap()),
+                    )
+                    .collect();
+                for xm in parts {
+                    let want = m.classes(&ctx, xm).unwrap();
+                    assert_eq!(m.predict(&ctx, xm).unwrap(), want, "{what}");
+                    let want = m.proba(&ctx, xm).unwrap();
+                    let got = m.predict_proba(&ctx, xm).unwrap();
+                    assert_eq!(got.data.len(), want.len(), "{what}");
+                    for (g, w) in got.data.iter().zip(&want) {
+                        assert!((f64::from(*g) - w).abs() < 1e-6, "{what}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+        // A regressor's weighted median is no sum of trees: its members
+        // answer.
+        let m = ensemble(&mut rng, Task::regression(), 5, false);
+        assert!(m.engine().is_none());
+        let xm = MatrixRef::new(&x, x.len() / P, P).unwrap();
+        assert_eq!(m.predict(&ctx, xm).unwrap(), m.median(&ctx, xm).unwrap());
+    }
 
     #[test]
     fn weighted_medians_follow_scikit_learn() {
