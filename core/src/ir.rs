@@ -43,6 +43,18 @@ impl TreeNode {
     pub fn is_leaf(&self) -> bool {
         self.feature == Self::LEAF
     }
+
+    /// A leaf whose values start at `value` in [`Tree::values`].
+    pub fn leaf(value: u32) -> Self {
+        Self {
+            feature: Self::LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value,
+            missing_left: 0,
+        }
+    }
 }
 
 /// One tree; node 0 is the root.
@@ -370,14 +382,7 @@ mod tests {
             value: 0,
             missing_left: 1,
         };
-        let leaf = |value| TreeNode {
-            feature: TreeNode::LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-            missing_left: 0,
-        };
+        let leaf = TreeNode::leaf;
         TreeEnsemble {
             n_features: 3,
             n_outputs: 2,

@@ -182,14 +182,7 @@ impl ModelImpl for StumpModel {
     }
     fn to_ir(&self) -> Option<ModelIr> {
         let k = self.left.len() as u32;
-        let leaf = |value| TreeNode {
-            feature: TreeNode::LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-            missing_left: 0,
-        };
+        let leaf = TreeNode::leaf;
         let nodes = match self.feature {
             None => vec![leaf(0)],
             Some(f) => vec![

@@ -251,14 +251,7 @@ fn build_tree(src: &[SrcNode], output: u32) -> Result<Built, Shape> {
 }
 
 fn placeholder() -> TreeNode {
-    TreeNode {
-        feature: TreeNode::LEAF,
-        threshold: 0.0,
-        left: 0,
-        right: 0,
-        value: 0,
-        missing_left: 0,
-    }
+    TreeNode::leaf(0)
 }
 
 fn leaf_node(value: usize) -> Result<TreeNode, Shape> {

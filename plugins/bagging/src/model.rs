@@ -564,14 +564,7 @@ mod tests {
             depth: usize,
         ) -> u32 {
             let i = t.0.len();
-            t.0.push(TreeNode {
-                feature: TreeNode::LEAF,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: t.1.len() as u32,
-                missing_left: 0,
-            });
+            t.0.push(TreeNode::leaf(t.1.len() as u32));
             if depth == 0 || rng.unit() < 0.2 {
                 let v: Vec<f64> = (0..k).map(|_| rng.unit()).collect();
                 let sum: f64 = if k > 1 { v.iter().sum() } else { 0.1 };

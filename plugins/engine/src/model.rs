@@ -146,22 +146,8 @@ mod tests {
                 value: 0,
                 missing_left: 0,
             },
-            TreeNode {
-                feature: TreeNode::LEAF,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: 0,
-                missing_left: 0,
-            },
-            TreeNode {
-                feature: TreeNode::LEAF,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: 1,
-                missing_left: 0,
-            },
+            TreeNode::leaf(0),
+            TreeNode::leaf(1),
         ];
         TreeEnsemble {
             n_features: 2,

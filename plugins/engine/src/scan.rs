@@ -299,14 +299,7 @@ mod tests {
 
     /// A random tree of `leaves` leaves over `p` features.
     fn tree(rng: &mut SplitMix, p: usize, leaves: usize) -> Tree {
-        let leaf = |value| TreeNode {
-            feature: TreeNode::LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-            missing_left: 0,
-        };
+        let leaf = TreeNode::leaf;
         let mut nodes = vec![leaf(0)];
         let mut open = vec![0usize];
         while open.len() < leaves {

@@ -13,7 +13,7 @@ use super::*;
 /// leaves hold `width` values; thresholds come from a small grid so rows
 /// hit them exactly.
 fn random_tree(rng: &mut SplitMix, p: usize, max_leaves: usize, width: usize, output: u32) -> Tree {
-    let mut nodes = vec![leaf(0)];
+    let mut nodes = vec![TreeNode::leaf(0)];
     let mut values: Vec<f32> = (0..width).map(|_| rng.unit() as f32 - 0.5).collect();
     let mut leaves = vec![0usize];
     let target = if max_leaves <= 1 {
@@ -34,27 +34,16 @@ fn random_tree(rng: &mut SplitMix, p: usize, max_leaves: usize, width: usize, ou
             value: 0,
             missing_left: (rng.below(2)) as u8,
         };
-        nodes.push(leaf(old));
+        nodes.push(TreeNode::leaf(old));
         let v = values.len() as u32;
         values.extend((0..width).map(|_| rng.unit() as f32 - 0.5));
-        nodes.push(leaf(v));
+        nodes.push(TreeNode::leaf(v));
         leaves.extend([l, r]);
     }
     Tree {
         nodes: nodes.into(),
         values: values.into(),
         output,
-    }
-}
-
-fn leaf(value: u32) -> TreeNode {
-    TreeNode {
-        feature: TreeNode::LEAF,
-        threshold: 0.0,
-        left: 0,
-        right: 0,
-        value,
-        missing_left: 0,
     }
 }
 
@@ -285,10 +274,10 @@ fn deep_trees_are_walked_to_the_end() {
             value: 0,
             missing_left: u8::from(i % 2 == 0),
         });
-        nodes.push(leaf(values.len() as u32));
+        nodes.push(TreeNode::leaf(values.len() as u32));
         values.push(i as f32);
     }
-    nodes.push(leaf(values.len() as u32));
+    nodes.push(TreeNode::leaf(values.len() as u32));
     values.push(100.0);
     let ens = TreeEnsemble {
         n_features: 1,

@@ -163,14 +163,7 @@ impl Tree {
                     }
                 }
                 debug_assert_eq!(values.len(), value as usize + n_outputs);
-                nodes.push(TreeNode {
-                    feature: TreeNode::LEAF,
-                    threshold: 0.0,
-                    left: 0,
-                    right: 0,
-                    value,
-                    missing_left: 0,
-                });
+                nodes.push(TreeNode::leaf(value));
             } else {
                 nodes.push(TreeNode {
                     feature: n.feature_index() as u32,

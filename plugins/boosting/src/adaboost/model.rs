@@ -513,14 +513,7 @@ mod tests {
     fn random_tree(rng: &mut Rng, k: usize, depth: usize) -> Tree {
         fn grow(rng: &mut Rng, t: &mut (Vec<TreeNode>, Vec<f32>), k: usize, depth: usize) -> u32 {
             let i = t.0.len();
-            t.0.push(TreeNode {
-                feature: TreeNode::LEAF,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: t.1.len() as u32,
-                missing_left: 0,
-            });
+            t.0.push(TreeNode::leaf(t.1.len() as u32));
             if depth == 0 || rng.unit() < 0.2 {
                 t.1.extend((0..k).map(|_| rng.unit() as f32));
             } else {

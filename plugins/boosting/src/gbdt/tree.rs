@@ -103,14 +103,7 @@ impl Tree {
             .map(|n| {
                 if n.is_leaf() {
                     values.push(n.value);
-                    TreeNode {
-                        feature: TreeNode::LEAF,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                        value: values.len() as u32 - 1,
-                        missing_left: 0,
-                    }
+                    TreeNode::leaf(values.len() as u32 - 1)
                 } else {
                     TreeNode {
                         feature: n.feature,
