@@ -1,10 +1,11 @@
-//! The scan: batch prediction for ensembles of small trees (at most 32
+//! The scan: batch prediction for ensembles of small trees (at most 64
 //! leaves each, as boosted models mostly are), eight rows at a time, by
 //! feature rather than by tree.
 //!
 //! Number each tree's leaves left to right. A row at a node whose test it
 //! fails (`x > threshold`, it goes right) can reach none of the leaves of
-//! the node's left subtree; clear their bits from a 32-bit mask per tree,
+//! the node's left subtree; clear their bits from a mask per tree (32 bits
+//! when every tree has at most 32 leaves, else 64: [`Bits`]),
 //! and after every failed test is applied, the row's leaf is the lowest bit
 //! left (the leftmost leaf no failed test excluded is the one the walk ends
 //! in). The failed tests are found per feature: its nodes, sorted by
@@ -34,29 +35,120 @@ use tessera_core::ir;
 
 use crate::layout::{BLOCK, Layout};
 
-/// Most leaves a tree may have for the scan.
-pub const MAX_LEAVES: usize = 32;
 /// Rows scanned together.
 pub const ROWS: usize = 8;
+
+/// A mask of a tree's leaves: `u32` or `u64`.
+pub trait Bits:
+    Copy
+    + Eq
+    + std::fmt::Debug
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::Not<Output = Self>
+    + Send
+    + Sync
+    + 'static
+{
+    /// Leaves it can hold.
+    const WIDTH: usize;
+    /// Every bit set.
+    const ALL: Self;
+    /// No bit set.
+    const NONE: Self;
+    /// `n` bits from bit `lo` (`lo + n <= WIDTH`).
+    fn span(lo: usize, n: usize) -> Self;
+    /// The lowest set bit's index.
+    fn lowest(self) -> usize;
+    /// [`Scan::fail`] for AVX2.
+    ///
+    /// # Safety
+    /// The processor must have AVX2; the caller checked the block's size
+    /// and the masks' count.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]);
+}
+
+impl Bits for u32 {
+    const WIDTH: usize = 32;
+    const ALL: Self = u32::MAX;
+    const NONE: Self = 0;
+    fn span(lo: usize, n: usize) -> Self {
+        if n == 32 {
+            u32::MAX
+        } else {
+            ((1u32 << n) - 1) << lo
+        }
+    }
+    fn lowest(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]) {
+        // SAFETY: as the caller promised.
+        unsafe { scan.fail_avx2_32(xt, r, masks) }
+    }
+}
+
+impl Bits for u64 {
+    const WIDTH: usize = 64;
+    const ALL: Self = u64::MAX;
+    const NONE: Self = 0;
+    fn span(lo: usize, n: usize) -> Self {
+        if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << lo
+        }
+    }
+    fn lowest(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]) {
+        // SAFETY: as the caller promised.
+        unsafe { scan.fail_avx2_64(xt, r, masks) }
+    }
+}
 
 /// One node's test.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
-struct Test {
+struct Test<B> {
     threshold: f32,
-    /// The leaves still possible after failing the test.
-    mask: u32,
     /// The test's tree, as its position in [`Layout::by_depth`].
     tree: u32,
+    /// The leaves still possible after failing the test.
+    mask: B,
+}
+
+/// A scan with the narrowest masks its trees allow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyScan {
+    /// Every tree has at most 32 leaves.
+    Narrow(Scan<u32>),
+    /// Some tree has 33 to 64.
+    Wide(Scan<u64>),
+}
+
+impl AnyScan {
+    /// The scan of the trees `trees` of `layout.by_depth`, or `None` when
+    /// a tree has more than 64 leaves.
+    pub fn new(layout: &Layout, trees: std::ops::Range<usize>) -> Option<Self> {
+        match Scan::<u32>::new(layout, trees.clone()) {
+            Some(s) => Some(Self::Narrow(s)),
+            None => Scan::<u64>::new(layout, trees).map(Self::Wide),
+        }
+    }
 }
 
 /// The ensemble's tests sorted by feature and threshold.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Scan {
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan<B> {
     /// Features' ranges in the arrays below: feature `f`'s tests are
     /// `start[f]..start[f + 1]`, by ascending threshold.
     start: Vec<u32>,
-    tests: Vec<Test>,
+    tests: Vec<Test<B>>,
     /// Per tree (position in `by_depth`), where its leaves start in `leaf`,
     /// and the end of the last tree's.
     leaf_start: Vec<u32>,
@@ -69,14 +161,21 @@ pub struct Scan {
     avx2: bool,
 }
 
-impl Scan {
+impl<B: Bits> Scan<B> {
     /// The scan of the trees `trees` of `layout.by_depth` (positions
-    /// below count from the first of them), or `None` when a tree has too
-    /// many leaves.
+    /// below count from the first of them), or `None` when a tree has more
+    /// leaves than `B` holds.
     pub fn new(layout: &Layout, trees: std::ops::Range<usize>) -> Option<Self> {
         let p = layout.n_features;
-        let mut tests: Vec<(u32, f32, u32, u32)> = Vec::new();
-        let mut scan = Scan::default();
+        let mut tests: Vec<(u32, f32, u32, B)> = Vec::new();
+        let mut scan = Scan {
+            start: Vec::new(),
+            tests: Vec::new(),
+            leaf_start: Vec::new(),
+            leaf: Vec::new(),
+            values: None,
+            avx2: false,
+        };
         let trees = &layout.by_depth[trees];
         for (pos, t) in trees.iter().enumerate() {
             scan.leaf_start.push(scan.leaf.len() as u32);
@@ -90,7 +189,7 @@ impl Scan {
                 let s = layout.split[i];
                 if s.threshold.is_nan() {
                     scan.leaf.push(i as u32);
-                    if scan.leaf.len() - first > MAX_LEAVES {
+                    if scan.leaf.len() - first > B::WIDTH {
                         return None;
                     }
                     continue;
@@ -101,11 +200,7 @@ impl Scan {
                     let (node, lo) = open.pop().expect("an open node for every return");
                     debug_assert_eq!(node, i);
                     let (lo, hi) = (lo - first, scan.leaf.len() - first);
-                    let span = if hi - lo == 32 {
-                        u32::MAX
-                    } else {
-                        ((1u32 << (hi - lo)) - 1) << lo
-                    };
+                    let span = B::span(lo, hi - lo);
                     let feature = s.column >> crate::layout::BLOCK_SHIFT;
                     tests.push((feature, s.threshold, pos as u32, !span));
                     stack.push((left + 1, false));
@@ -161,14 +256,14 @@ impl Scan {
     /// When `xt` is not a block of this scan's features, or `masks` not
     /// one entry per tree.
     #[inline(always)]
-    pub fn group(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+    pub fn group(&self, xt: &[f32], r: usize, masks: &mut [[B; ROWS]]) {
         assert_eq!(masks.len() + 1, self.leaf_start.len());
         assert!(xt.len() >= (self.start.len() - 1) * BLOCK && r + ROWS <= BLOCK);
-        masks.fill([u32::MAX; ROWS]);
+        masks.fill([B::ALL; ROWS]);
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: the processor has AVX2 (checked in `new`).
-            unsafe { self.fail_avx2(xt, r, masks) };
+            unsafe { B::fail_avx2(self, xt, r, masks) };
         } else {
             self.fail(xt, r, masks);
         }
@@ -179,8 +274,8 @@ impl Scan {
     /// The leaf (node index) of tree `pos` (in `by_depth` order) that
     /// `mask` leaves.
     #[inline(always)]
-    pub fn leaf(&self, pos: usize, mask: u32) -> u32 {
-        self.leaf[self.leaf_start[pos] as usize + mask.trailing_zeros() as usize]
+    pub fn leaf(&self, pos: usize, mask: B) -> u32 {
+        self.leaf[self.leaf_start[pos] as usize + mask.lowest()]
     }
 
     /// Adds the leaf values the first `n` lanes of `masks` reach to their
@@ -188,7 +283,7 @@ impl Scan {
     /// `false` (and nothing added) unless every tree's leaves hold one
     /// value.
     #[inline(always)]
-    pub fn add_values(&self, masks: &[[u32; ROWS]], n: usize, out: &mut [f64], k: usize) -> bool {
+    pub fn add_values(&self, masks: &[[B; ROWS]], n: usize, out: &mut [f64], k: usize) -> bool {
         let Some((values, outputs)) = &self.values else {
             return false;
         };
@@ -201,7 +296,7 @@ impl Scan {
             for ((bits, w), _) in trees {
                 let values = &values[w[0] as usize..w[1] as usize];
                 for (a, &b) in acc.iter_mut().zip(bits) {
-                    *a += values[b.trailing_zeros() as usize];
+                    *a += values[b.lowest()];
                 }
             }
             for (o, a) in out.iter_mut().zip(&acc[..n]) {
@@ -211,7 +306,7 @@ impl Scan {
             for ((bits, w), &o) in trees {
                 let values = &values[w[0] as usize..w[1] as usize];
                 for (l, &b) in bits[..n].iter().enumerate() {
-                    out[l * k + o as usize] += values[b.trailing_zeros() as usize];
+                    out[l * k + o as usize] += values[b.lowest()];
                 }
             }
         }
@@ -219,11 +314,11 @@ impl Scan {
     }
 }
 
-impl Scan {
+impl<B: Bits> Scan<B> {
     /// Applies every failed test of rows `r..r + ROWS` to `masks`.
     /// (The caller checked the block's size and the masks' count.)
     #[inline(always)]
-    fn fail(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+    fn fail(&self, xt: &[f32], r: usize, masks: &mut [[B; ROWS]]) {
         let tests = self.tests.as_ptr();
         let masks = masks.as_mut_ptr();
         for (f, w) in self.start.windows(2).enumerate() {
@@ -237,26 +332,29 @@ impl Scan {
                     let t = &*tests.add(k);
                     (t, &mut *masks.add(t.tree as usize))
                 };
-                // All ones where the row passes the test, else 0.
-                let pass = x.map(|v| u32::from(v <= t.threshold).wrapping_neg());
-                if pass.iter().all(|&p| p != 0) {
+                // All ones where the row passes the test, else none.
+                let pass = x.map(|v| if v <= t.threshold { B::ALL } else { B::NONE });
+                if pass.iter().all(|&p| p == B::ALL) {
                     break;
                 }
                 for (b, p) in bits.iter_mut().zip(pass) {
-                    *b &= p | t.mask;
+                    *b = *b & (p | t.mask);
                 }
             }
         }
     }
+}
 
-    /// [`Scan::fail`] for AVX2: the eight rows are one register.
+impl Scan<u32> {
+    /// [`Scan::fail`] for AVX2 and 32-bit masks: the eight rows are one
+    /// register, and so are a tree's eight masks.
     ///
     /// # Safety
     /// The processor must have AVX2; the caller checked the block's size
     /// and the masks' count.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fail_avx2(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
+    unsafe fn fail_avx2_32(&self, xt: &[f32], r: usize, masks: &mut [[u32; ROWS]]) {
         use std::arch::x86_64::{
             __m256i, _CMP_LE_OQ, _mm256_and_si256, _mm256_castps_si256, _mm256_cmp_ps,
             _mm256_loadu_ps, _mm256_loadu_si256, _mm256_movemask_ps, _mm256_or_si256,
@@ -282,6 +380,53 @@ impl Scan {
                     );
                     let bits = masks.add(t.tree as usize).cast::<__m256i>();
                     _mm256_storeu_si256(bits, _mm256_and_si256(_mm256_loadu_si256(bits), keep));
+                }
+            }
+        }
+    }
+}
+
+impl Scan<u64> {
+    /// [`Scan::fail`] for AVX2 and 64-bit masks: the eight rows are one
+    /// register, a tree's eight masks two.
+    ///
+    /// # Safety
+    /// The processor must have AVX2; the caller checked the block's size
+    /// and the masks' count.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fail_avx2_64(&self, xt: &[f32], r: usize, masks: &mut [[u64; ROWS]]) {
+        use std::arch::x86_64::{
+            __m256i, _CMP_LE_OQ, _mm256_and_si256, _mm256_castps_si256, _mm256_castsi256_si128,
+            _mm256_cmp_ps, _mm256_cvtepi32_epi64, _mm256_extracti128_si256, _mm256_loadu_ps,
+            _mm256_loadu_si256, _mm256_movemask_ps, _mm256_or_si256, _mm256_set1_epi64x,
+            _mm256_set1_ps, _mm256_storeu_si256,
+        };
+        let tests = self.tests.as_ptr();
+        let masks = masks.as_mut_ptr();
+        for (f, w) in self.start.windows(2).enumerate() {
+            // SAFETY: as in `fail_avx2_32`; a tree's eight masks are two
+            // registers' worth (64 bytes).
+            unsafe {
+                let x = _mm256_loadu_ps(xt.as_ptr().add(f * BLOCK + r));
+                for k in w[0] as usize..w[1] as usize {
+                    let t = &*tests.add(k);
+                    let pass = _mm256_cmp_ps::<_CMP_LE_OQ>(x, _mm256_set1_ps(t.threshold));
+                    if _mm256_movemask_ps(pass) == 0xFF {
+                        break;
+                    }
+                    let pass = _mm256_castps_si256(pass);
+                    let m = _mm256_set1_epi64x(t.mask as i64);
+                    let lo =
+                        _mm256_or_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(pass)), m);
+                    let hi = _mm256_or_si256(
+                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(pass)),
+                        m,
+                    );
+                    let bits = masks.add(t.tree as usize).cast::<__m256i>();
+                    _mm256_storeu_si256(bits, _mm256_and_si256(_mm256_loadu_si256(bits), lo));
+                    let bits = bits.add(1);
+                    _mm256_storeu_si256(bits, _mm256_and_si256(_mm256_loadu_si256(bits), hi));
                 }
             }
         }
@@ -336,15 +481,15 @@ mod tests {
             link: Link::Identity,
             base_score: Vec::new().into(),
             trees: (0..40)
-                .map(|t| tree(&mut rng, p, 1 + t % MAX_LEAVES))
+                .map(|t| tree(&mut rng, p, 1 + t % 32))
                 .collect::<Vec<_>>()
                 .into(),
         };
         let layout = Layout::compile(&ens).unwrap();
-        let mut scan = Scan::new(&layout, 0..40).expect("trees of at most 32 leaves");
+        let mut scan = Scan::<u32>::new(&layout, 0..40).expect("trees of at most 32 leaves");
         let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
         let n = ens.trees.len();
-        let masks = |scan: &Scan| {
+        let masks = |scan: &Scan<u32>| {
             let mut m = vec![[0u32; ROWS]; n];
             for r in (0..BLOCK).step_by(ROWS) {
                 scan.group(&xt, r, &mut m);
@@ -365,17 +510,65 @@ mod tests {
     }
 
     #[test]
-    fn trees_of_more_than_32_leaves_are_not_scanned() {
+    fn masks_are_as_wide_as_the_trees_need() {
         let mut rng = SplitMix::new(4);
+        let mut scan = |leaves: &[usize]| {
+            let ens = TreeEnsemble {
+                n_features: 3,
+                n_outputs: 1,
+                n_classes: 0,
+                combine: Combine::Sum,
+                link: Link::Identity,
+                base_score: Vec::new().into(),
+                trees: leaves
+                    .iter()
+                    .map(|&l| tree(&mut rng, 3, l))
+                    .collect::<Vec<_>>()
+                    .into(),
+            };
+            AnyScan::new(&Layout::compile(&ens).unwrap(), 0..leaves.len())
+        };
+        assert!(matches!(scan(&[32, 1, 5]), Some(AnyScan::Narrow(_))));
+        assert!(matches!(scan(&[32, 33]), Some(AnyScan::Wide(_))));
+        assert!(matches!(scan(&[64, 2]), Some(AnyScan::Wide(_))));
+        assert!(scan(&[64, 65]).is_none());
+    }
+
+    #[test]
+    fn wide_masks_agree_with_narrow_ones() {
+        let mut rng = SplitMix::new(12);
+        let p = 4;
         let ens = TreeEnsemble {
-            n_features: 3,
+            n_features: p as u32,
             n_outputs: 1,
             n_classes: 0,
             combine: Combine::Sum,
             link: Link::Identity,
             base_score: Vec::new().into(),
-            trees: vec![tree(&mut rng, 3, 32), tree(&mut rng, 3, 33)].into(),
+            trees: (0..30)
+                .map(|t| tree(&mut rng, p, 1 + t % 32))
+                .collect::<Vec<_>>()
+                .into(),
         };
-        assert!(Scan::new(&Layout::compile(&ens).unwrap(), 0..2).is_none());
+        let layout = Layout::compile(&ens).unwrap();
+        let narrow = Scan::<u32>::new(&layout, 0..30).unwrap();
+        let mut wide = Scan::<u64>::new(&layout, 0..30).unwrap();
+        let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
+        let mut m32 = vec![[0u32; ROWS]; 30];
+        let mut m64 = vec![[0u64; ROWS]; 30];
+        for plain in [false, true] {
+            if plain {
+                wide.avx2 = false;
+            }
+            for r in (0..BLOCK).step_by(ROWS) {
+                narrow.group(&xt, r, &mut m32);
+                wide.group(&xt, r, &mut m64);
+                for (pos, (a, b)) in m32.iter().zip(&m64).enumerate() {
+                    for (&a, &b) in a.iter().zip(b) {
+                        assert_eq!(narrow.leaf(pos, a), wide.leaf(pos, b));
+                    }
+                }
+            }
+        }
     }
 }
