@@ -116,7 +116,7 @@ pub fn plugins(env: &Env, as_json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|s| json!({"path": s.path.display().to_string(), "error": s.error.to_string()}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"plugins": list, "skipped": skipped}))?
         );
@@ -128,7 +128,7 @@ pub fn plugins(env: &Env, as_json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        println!("no plugins found in {}", where_.join(", "));
+        outln!("no plugins found in {}", where_.join(", "));
         return Ok(());
     }
     let mut out = String::new();
@@ -152,7 +152,7 @@ pub fn plugins(env: &Env, as_json: bool) -> anyhow::Result<()> {
             }
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -368,22 +368,22 @@ pub fn eval(env: &Env, a: EvalArgs) -> anyhow::Result<()> {
     let ctx = RunContext::new(&registry, threads).verbose(env.verbose);
     let m = model.evaluate(ctx.as_abi(), &table, &a.target)?;
     if a.json {
-        println!("{}", serde_json::to_string(&m)?);
+        outln!("{}", serde_json::to_string(&m)?);
     } else {
         match &m {
             Metrics::Classification(c) => {
-                println!("rows      {}", c.n_rows);
-                println!("accuracy  {:.4}", c.accuracy);
-                println!("log_loss  {:.4}", c.log_loss);
+                outln!("rows      {}", c.n_rows);
+                outln!("accuracy  {:.4}", c.accuracy);
+                outln!("log_loss  {:.4}", c.log_loss);
                 if let Some(auc) = c.roc_auc {
-                    println!("roc_auc   {auc:.4}");
+                    outln!("roc_auc   {auc:.4}");
                 }
             }
             Metrics::Regression(r) => {
-                println!("rows  {}", r.n_rows);
-                println!("rmse  {:.4}", r.rmse);
-                println!("mae   {:.4}", r.mae);
-                println!("r2    {:.4}", r.r2);
+                outln!("rows  {}", r.n_rows);
+                outln!("rmse  {:.4}", r.rmse);
+                outln!("mae   {:.4}", r.mae);
+                outln!("r2    {:.4}", r.r2);
             }
         }
     }
@@ -413,36 +413,40 @@ pub fn inspect(env: &Env, a: InspectArgs) -> anyhow::Result<()> {
                 v["summary_error"] = json!(format!("{e:#}"));
             }
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("file        {} ({file_bytes} bytes)", a.model.display());
-    println!(
+    outln!("file        {} ({file_bytes} bytes)", a.model.display());
+    outln!(
         "format      tessera model v{}",
         tessera_host::artifact::FORMAT_VERSION
     );
-    println!(
+    outln!(
         "learner     {} (plugin {} {}, abi {})",
-        h.component, h.plugin, h.plugin_version, h.abi_version
+        h.component,
+        h.plugin,
+        h.plugin_version,
+        h.abi_version
     );
-    println!("task        {}", h.task);
+    outln!("task        {}", h.task);
     if !h.classes.is_empty() {
-        println!("classes     {}", h.classes.join(", "));
+        outln!("classes     {}", h.classes.join(", "));
     }
-    println!("target      {}", h.target);
-    println!(
+    outln!("target      {}", h.target);
+    outln!(
         "features    {} ({})",
         h.features.len(),
         abbreviate(&h.features, 8)
     );
-    println!(
+    outln!(
         "payload     {} bytes, crc32 {:08x}",
-        h.payload_len, h.payload_crc32
+        h.payload_len,
+        h.payload_crc32
     );
-    println!("training    {}", h.training);
+    outln!("training    {}", h.training);
     match summary {
-        Ok(s) => print!("{}", super::summary::render(&s)),
-        Err(e) => println!("summary     unavailable: {e:#}"),
+        Ok(s) => out!("{}", super::summary::render(&s)),
+        Err(e) => outln!("summary     unavailable: {e:#}"),
     }
     Ok(())
 }
@@ -488,7 +492,7 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let h = &loaded.header;
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "out": a.out.display().to_string(),
@@ -503,7 +507,7 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!(
+        outln!(
             "imported {library} model {} ({objective}, {n_trees} trees, {} features) in {seconds:.3} s -> {} ({bytes} bytes)",
             a.model.display(),
             h.features.len(),

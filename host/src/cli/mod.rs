@@ -1,5 +1,22 @@
 //! Command-line arguments (the contract in DESIGN.md) and dispatch.
 
+/// `print!` that ignores a closed standard output (`tessera inspect M |
+/// head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores a closed standard output.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod progress;
 mod summary;
