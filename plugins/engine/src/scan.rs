@@ -69,47 +69,40 @@ pub trait Bits:
     unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]);
 }
 
-impl Bits for u32 {
-    const WIDTH: usize = 32;
-    const ALL: Self = u32::MAX;
-    const NONE: Self = 0;
-    fn span(lo: usize, n: usize) -> Self {
-        if n == 32 {
-            u32::MAX
-        } else {
-            ((1u32 << n) - 1) << lo
+/// `Bits` for an unsigned integer type of `$width` bits whose AVX2 loop
+/// is `$avx2`.
+macro_rules! bits {
+    ($t:ty, $width:expr, $avx2:ident) => {
+        impl Bits for $t {
+            const WIDTH: usize = $width;
+            const ALL: Self = <$t>::MAX;
+            const NONE: Self = 0;
+            fn span(lo: usize, n: usize) -> Self {
+                if n == $width {
+                    <$t>::MAX
+                } else {
+                    ((1 << n) - 1) << lo
+                }
+            }
+            fn lowest(self) -> usize {
+                self.trailing_zeros() as usize
+            }
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn fail_avx2(
+                scan: &Scan<Self>,
+                xt: &[f32],
+                r: usize,
+                masks: &mut [[Self; ROWS]],
+            ) {
+                // SAFETY: as the caller promised.
+                unsafe { scan.$avx2(xt, r, masks) }
+            }
         }
-    }
-    fn lowest(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]) {
-        // SAFETY: as the caller promised.
-        unsafe { scan.fail_avx2_32(xt, r, masks) }
-    }
+    };
 }
 
-impl Bits for u64 {
-    const WIDTH: usize = 64;
-    const ALL: Self = u64::MAX;
-    const NONE: Self = 0;
-    fn span(lo: usize, n: usize) -> Self {
-        if n == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << n) - 1) << lo
-        }
-    }
-    fn lowest(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn fail_avx2(scan: &Scan<Self>, xt: &[f32], r: usize, masks: &mut [[Self; ROWS]]) {
-        // SAFETY: as the caller promised.
-        unsafe { scan.fail_avx2_64(xt, r, masks) }
-    }
-}
+bits!(u32, 32, fail_avx2_32);
+bits!(u64, 64, fail_avx2_64);
 
 /// One node's test.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -438,35 +431,13 @@ mod tests {
     use super::*;
     use crate::layout::Layout;
     use tessera_core::{
-        ir::{Combine, Link, Tree, TreeEnsemble, TreeNode},
+        ir::{Combine, Link, Tree, TreeEnsemble},
         plugin::seeds::SplitMix,
     };
 
     /// A random tree of `leaves` leaves over `p` features.
     fn tree(rng: &mut SplitMix, p: usize, leaves: usize) -> Tree {
-        let leaf = TreeNode::leaf;
-        let mut nodes = vec![leaf(0)];
-        let mut open = vec![0usize];
-        while open.len() < leaves {
-            let at = open.swap_remove(rng.below(open.len()));
-            let n = nodes.len() as u32;
-            nodes[at] = TreeNode {
-                feature: rng.below(p) as u32,
-                threshold: rng.unit() as f32,
-                left: n,
-                right: n + 1,
-                value: 0,
-                missing_left: 0,
-            };
-            nodes.extend([leaf(n), leaf(n + 1)]);
-            open.extend([n as usize, n as usize + 1]);
-        }
-        let values = (0..nodes.len()).map(|i| i as f32).collect::<Vec<_>>();
-        Tree {
-            nodes: nodes.into(),
-            values: values.into(),
-            output: Tree::ALL_OUTPUTS,
-        }
+        crate::tests::tree_of(rng, p, leaves, 1, Tree::ALL_OUTPUTS)
     }
 
     #[test]

@@ -13,14 +13,25 @@ use super::*;
 /// leaves hold `width` values; thresholds come from a small grid so rows
 /// hit them exactly.
 fn random_tree(rng: &mut SplitMix, p: usize, max_leaves: usize, width: usize, output: u32) -> Tree {
-    let mut nodes = vec![TreeNode::leaf(0)];
-    let mut values: Vec<f32> = (0..width).map(|_| rng.unit() as f32 - 0.5).collect();
-    let mut leaves = vec![0usize];
     let target = if max_leaves <= 1 {
         1
     } else {
         2 + rng.below(max_leaves - 1)
     };
+    tree_of(rng, p, target, width, output)
+}
+
+/// A random tree of exactly `target` leaves, as [`random_tree`].
+pub(crate) fn tree_of(
+    rng: &mut SplitMix,
+    p: usize,
+    target: usize,
+    width: usize,
+    output: u32,
+) -> Tree {
+    let mut nodes = vec![TreeNode::leaf(0)];
+    let mut values: Vec<f32> = (0..width).map(|_| rng.unit() as f32 - 0.5).collect();
+    let mut leaves = vec![0usize];
     while leaves.len() < target {
         // Split a random leaf.
         let at = leaves.swap_remove(rng.below(leaves.len()));
