@@ -8,8 +8,8 @@ use abi_stable::{
 };
 
 use crate::{
+    bytes::{ByteReader, put_u32},
     error::PluginError,
-    plugin::members::{ByteReader, put_u32},
 };
 
 /// A node of a decision tree.

@@ -37,6 +37,7 @@
 // `non_local_definitions`; the expansion is abi_stable's and is sound.
 #![allow(non_local_definitions)]
 
+pub mod bytes;
 pub mod context;
 pub mod data;
 pub mod error;

@@ -1,12 +1,14 @@
-//! The compiled layout: every tree's nodes in one array of 16-byte records,
-//! both children explicit, leaves leading back to themselves.
+//! The compiled layout: each tree's nodes breadth-first, the two children
+//! of a node side by side, all trees' nodes in three arrays (an 8-byte
+//! feature offset and threshold, the left child's index, and a word read
+//! only for missing values and at leaves).
 //!
-//! A leaf that loops to itself lets a group of rows descend a tree in
-//! lockstep with no test for "reached a leaf" and no branch on the
-//! comparison: the comparison's result indexes the two children. A leaf
-//! keeps its payload where an internal node keeps its threshold: the leaf's
-//! value itself when leaves hold one value, otherwise the offset of its
-//! values in the engine's value array.
+//! A leaf has a NaN threshold and is its own left child, so every row goes
+//! "left" at a leaf, to itself: a group of rows descends a tree in lockstep
+//! with no test for "reached a leaf" and no branch on the comparison, the
+//! next node being `left + (x > threshold)`. A leaf keeps its payload in
+//! the third array: the bits of its value when leaves hold one value,
+//! otherwise the offset of its values in [`Layout::values`].
 
 use std::collections::VecDeque;
 

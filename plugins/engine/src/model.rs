@@ -11,7 +11,7 @@ use tessera_core::{
     plugin::{ModelImpl, members::ByteReader},
 };
 
-use crate::Engine;
+use crate::engine::Engine;
 
 /// A compiled tree ensemble with its origin.
 #[derive(Clone, Debug)]

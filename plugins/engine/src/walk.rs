@@ -25,10 +25,10 @@
 
 #![allow(unsafe_code)]
 
-use crate::{
-    LANES,
-    layout::{BLOCK, BLOCK_SHIFT, Layout, Split},
-};
+use crate::layout::{BLOCK, BLOCK_SHIFT, Layout, Split};
+
+/// Rows (or, for one row, trees) descending in lockstep.
+pub const LANES: usize = 8;
 
 /// Whether a row whose value is `x` goes right at a node (never at a
 /// leaf); `aux` reads the node's [`Node`](crate::layout::Node)`::aux`,
