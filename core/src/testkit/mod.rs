@@ -11,11 +11,13 @@
 //! ```
 //!
 //! Meta-learners' unit tests also find here an in-process host serving a
-//! plugin's learners ([`FakeHost`]) and parts of tiny base learners
-//! ([`fakes`]).
+//! plugin's learners ([`FakeHost`]), parts of tiny base learners
+//! ([`fakes`]), and random tree ensembles with a model made of them
+//! ([`trees`]).
 
 pub mod fakes;
 mod host;
+pub mod trees;
 
 pub use host::{FakeHost, bytes, summary};
 

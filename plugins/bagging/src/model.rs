@@ -454,142 +454,23 @@ mod tests {
     use super::*;
     use tessera_core::{
         NullContext,
-        ir::{Tree, TreeNode},
+        ir::Tree,
         plugin::{model_box, seeds::SplitMix},
+        testkit::trees::{self, TreesModel},
     };
 
     /// Columns of the full data.
     const P: usize = 7;
 
-    /// A member that is a small forest in exchange form (the mean of its
-    /// trees' leaf values) and predicts by walking its trees.
-    struct ForestMember {
-        task: Task,
-        cols: usize,
-        trees: Vec<Tree>,
-    }
-
-    impl ForestMember {
-        fn k(&self) -> usize {
-            (self.task.n_classes as usize).max(1)
-        }
-
-        /// The mean of the trees' leaf values for row `r` of `x`.
-        fn mean(&self, x: MatrixRef<'_>, r: usize) -> Vec<f32> {
-            let k = self.k();
-            let mut acc = vec![0.0f64; k];
-            for t in &self.trees {
-                let mut one = vec![0.0f32; k];
-                t.add_to(x.row(r), &mut one);
-                acc.iter_mut()
-                    .zip(&one)
-                    .for_each(|(a, v)| *a += f64::from(*v));
-            }
-            acc.iter()
-                .map(|a| (a / self.trees.len() as f64) as f32)
-                .collect()
-        }
-    }
-
-    impl ModelImpl for ForestMember {
-        fn task(&self) -> Task {
-            self.task
-        }
-
-        fn n_features(&self) -> usize {
-            self.cols
-        }
-
-        fn predict(
-            &self,
-            _ctx: &HostContextRef<'_>,
-            x: MatrixRef<'_>,
-        ) -> Result<Vec<f32>, PluginError> {
-            Ok((0..x.rows())
-                .map(|r| {
-                    let m = self.mean(x, r);
-                    if self.task.is_classification() {
-                        let m: Vec<f64> = m.iter().map(|&v| f64::from(v)).collect();
-                        argmax(&m) as f32
-                    } else {
-                        m[0]
-                    }
-                })
-                .collect())
-        }
-
-        fn predict_proba(
-            &self,
-            _ctx: &HostContextRef<'_>,
-            x: MatrixRef<'_>,
-        ) -> Result<Matrix, PluginError> {
-            let data = (0..x.rows()).flat_map(|r| self.mean(x, r)).collect();
-            Ok(Matrix::new(data, x.rows(), self.k()))
-        }
-
-        fn describe(&self) -> Value {
-            json!({})
-        }
-
-        fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
-            Ok(Vec::new())
-        }
-
-        fn to_ir(&self) -> Option<ModelIr> {
-            Some(ModelIr::Trees(TreeEnsemble {
-                n_features: self.cols as u32,
-                n_outputs: self.k() as u32,
-                n_classes: if self.task.is_classification() {
-                    self.task.n_classes
-                } else {
-                    0
-                },
-                combine: Combine::Mean,
-                link: Link::Identity,
-                base_score: Vec::new().into(),
-                trees: self.trees.clone().into(),
-            }))
-        }
-    }
-
-    /// A random tree on `cols` columns: random splits and missing-value
-    /// sides, at most `depth` deep, leaves holding a class distribution or
-    /// a value.
+    /// A random tree on `cols` columns, at most `depth` deep, whose leaves
+    /// hold a class distribution (`k > 1`) or a value.
     fn random_tree(rng: &mut SplitMix, cols: usize, k: usize, depth: usize) -> Tree {
-        fn grow(
-            rng: &mut SplitMix,
-            t: &mut (Vec<TreeNode>, Vec<f32>),
-            cols: usize,
-            k: usize,
-            depth: usize,
-        ) -> u32 {
-            let i = t.0.len();
-            t.0.push(TreeNode::leaf(t.1.len() as u32));
-            if depth == 0 || rng.unit() < 0.2 {
-                let v: Vec<f64> = (0..k).map(|_| rng.unit()).collect();
-                let sum: f64 = if k > 1 { v.iter().sum() } else { 0.1 };
-                t.1.extend(v.iter().map(|x| (x / sum) as f32));
-            } else {
-                let left = grow(rng, t, cols, k, depth - 1);
-                let right = grow(rng, t, cols, k, depth - 1);
-                t.0[i] = TreeNode {
-                    feature: rng.below(cols) as u32,
-                    threshold: (rng.unit() * 2.0 - 1.0) as f32,
-                    left,
-                    right,
-                    value: 0,
-                    missing_left: u8::from(rng.unit() < 0.5),
-                };
-            }
-            i as u32
+        let mut t = trees::random_tree(rng, cols, k, depth);
+        for leaf in t.values.chunks_mut(k) {
+            let sum: f32 = if k > 1 { leaf.iter().sum() } else { 0.1 };
+            leaf.iter_mut().for_each(|v| *v /= sum);
         }
-        let mut t = (Vec::new(), Vec::new());
-        grow(rng, &mut t, cols, k, depth);
-        Tree {
-            nodes: t.0.into(),
-            values: t.1.into(),
-            output: Tree::ALL_OUTPUTS,
-        }
+        t
     }
 
     /// A bagging model of `members` random forests of `trees` trees each,
@@ -613,7 +494,7 @@ mod tests {
                 };
                 let cols = features.len();
                 let trees = (0..trees).map(|_| random_tree(rng, cols, k, 5)).collect();
-                let model = model_box("forest", Box::new(ForestMember { task, cols, trees }));
+                let model = model_box("forest", Box::new(TreesModel { task, cols, trees }));
                 Member::new(features, P, model)
             })
             .collect();
@@ -627,23 +508,10 @@ mod tests {
         }
     }
 
-    /// Rows of values in [-1.5, 1.5), about one in eight missing.
-    fn rows(rng: &mut SplitMix, n: usize) -> Vec<f32> {
-        (0..n * P)
-            .map(|_| {
-                if rng.unit() < 0.125 {
-                    f32::NAN
-                } else {
-                    (rng.unit() * 3.0 - 1.5) as f32
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn engine_agrees_with_the_members() {
         let mut rng = SplitMix::new(5);
-        let x = rows(&mut rng, 600);
+        let x = trees::random_rows(&mut rng, 600, P);
         let ctx = NullContext { threads: 2 };
         let ctx = ctx.as_ref();
         let n = x.len() / P;

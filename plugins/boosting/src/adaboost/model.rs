@@ -430,121 +430,29 @@ fn tree_ensemble(m: &AdaBoostModel) -> Option<TreeEnsemble> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::{NullContext, ir::TreeNode, plugin::model_box};
-    use tessera_trees::rng::Rng;
+    use tessera_core::{
+        NullContext,
+        plugin::{model_box, seeds::SplitMix},
+        testkit::trees::{self, TreesModel},
+    };
 
     const P: usize = 5;
 
-    /// A member that is one tree in exchange form and predicts by walking
-    /// it: the class of its largest leaf value (the first on ties), or the
-    /// value.
-    struct TreeMember {
-        task: Task,
-        tree: Tree,
-    }
-
-    impl TreeMember {
-        fn k(&self) -> usize {
-            (self.task.n_classes as usize).max(1)
-        }
-    }
-
-    impl ModelImpl for TreeMember {
-        fn task(&self) -> Task {
-            self.task
-        }
-
-        fn n_features(&self) -> usize {
-            P
-        }
-
-        fn predict(
-            &self,
-            _ctx: &HostContextRef<'_>,
-            x: MatrixRef<'_>,
-        ) -> Result<Vec<f32>, PluginError> {
-            Ok((0..x.rows())
-                .map(|r| {
-                    let v = self.tree.leaf_values(x.row(r), self.k());
-                    if self.task.is_classification() {
-                        argmax(v) as f32
-                    } else {
-                        v[0]
-                    }
-                })
-                .collect())
-        }
-
-        fn predict_proba(
-            &self,
-            _ctx: &HostContextRef<'_>,
-            _x: MatrixRef<'_>,
-        ) -> Result<Matrix, PluginError> {
-            Err(PluginError::unsupported("not asked"))
-        }
-
-        fn describe(&self) -> Value {
-            json!({})
-        }
-
-        fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
-            Ok(Vec::new())
-        }
-
-        fn to_ir(&self) -> Option<ModelIr> {
-            Some(ModelIr::Trees(TreeEnsemble {
-                n_features: P as u32,
-                n_outputs: self.k() as u32,
-                n_classes: if self.task.is_classification() {
-                    self.task.n_classes
-                } else {
-                    0
-                },
-                combine: Combine::Mean,
-                link: Link::Identity,
-                base_score: Vec::new().into(),
-                trees: vec![self.tree.clone()].into(),
-            }))
-        }
-    }
-
-    /// A random tree: random splits and missing-value sides, at most
-    /// `depth` deep, leaves of `k` random values.
-    fn random_tree(rng: &mut Rng, k: usize, depth: usize) -> Tree {
-        fn grow(rng: &mut Rng, t: &mut (Vec<TreeNode>, Vec<f32>), k: usize, depth: usize) -> u32 {
-            let i = t.0.len();
-            t.0.push(TreeNode::leaf(t.1.len() as u32));
-            if depth == 0 || rng.unit() < 0.2 {
-                t.1.extend((0..k).map(|_| rng.unit() as f32));
-            } else {
-                let left = grow(rng, t, k, depth - 1);
-                let right = grow(rng, t, k, depth - 1);
-                t.0[i] = TreeNode {
-                    feature: rng.below(P) as u32,
-                    threshold: (rng.unit() * 2.0 - 1.0) as f32,
-                    left,
-                    right,
-                    value: 0,
-                    missing_left: u8::from(rng.unit() < 0.5),
-                };
-            }
-            i as u32
-        }
-        let mut t = (Vec::new(), Vec::new());
-        grow(rng, &mut t, k, depth);
-        Tree {
-            nodes: t.0.into(),
-            values: t.1.into(),
-            output: Tree::ALL_OUTPUTS,
-        }
-    }
-
-    fn ensemble(rng: &mut Rng, task: Task, members: usize, equal: bool) -> AdaBoostModel {
+    /// An AdaBoost model of `members` random single trees (walked by their
+    /// own model, [`TreesModel`]), with equal or random weights.
+    fn ensemble(rng: &mut SplitMix, task: Task, members: usize, equal: bool) -> AdaBoostModel {
         let k = (task.n_classes as usize).max(1);
         let members: Vec<ModelBox> = (0..members)
             .map(|_| {
-                let tree = random_tree(rng, k, 6);
-                model_box("tree", Box::new(TreeMember { task, tree }))
+                let trees = vec![trees::random_tree(rng, P, k, 6)];
+                model_box(
+                    "tree",
+                    Box::new(TreesModel {
+                        task,
+                        cols: P,
+                        trees,
+                    }),
+                )
             })
             .collect();
         let n = members.len();
@@ -554,23 +462,10 @@ mod tests {
         AdaBoostModel::new(task, P, json!({}), members, weights, vec![0.1; n]).unwrap()
     }
 
-    /// Rows of values in [-1.5, 1.5), about one in eight missing.
-    fn rows(rng: &mut Rng, n: usize) -> Vec<f32> {
-        (0..n * P)
-            .map(|_| {
-                if rng.unit() < 0.125 {
-                    f32::NAN
-                } else {
-                    (rng.unit() * 3.0 - 1.5) as f32
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn engine_agrees_with_the_members() {
-        let mut rng = Rng::new(3);
-        let x = rows(&mut rng, 700);
+        let mut rng = SplitMix::new(3);
+        let x = trees::random_rows(&mut rng, 700, P);
         let ctx = NullContext { threads: 2 };
         let ctx = ctx.as_ref();
         for k in [2u32, 3, 4] {
