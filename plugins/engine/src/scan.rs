@@ -435,15 +435,9 @@ mod tests {
         plugin::seeds::SplitMix,
     };
 
-    /// A random tree of `leaves` leaves over `p` features.
-    fn tree(rng: &mut SplitMix, p: usize, leaves: usize) -> Tree {
-        crate::tests::tree_of(rng, p, leaves, 1, Tree::ALL_OUTPUTS)
-    }
-
-    #[test]
-    fn the_plain_loop_and_the_avx2_loop_agree() {
-        let mut rng = SplitMix::new(9);
-        let p = 5;
+    /// The compiled layout of a sum of random trees over `p` features, of
+    /// `leaves` leaves each.
+    fn layout(rng: &mut SplitMix, p: usize, leaves: impl IntoIterator<Item = usize>) -> Layout {
         let ens = TreeEnsemble {
             n_features: p as u32,
             n_outputs: 1,
@@ -451,15 +445,23 @@ mod tests {
             combine: Combine::Sum,
             link: Link::Identity,
             base_score: Vec::new().into(),
-            trees: (0..40)
-                .map(|t| tree(&mut rng, p, 1 + t % 32))
+            trees: leaves
+                .into_iter()
+                .map(|l| crate::tests::tree_of(rng, p, l, 1, Tree::ALL_OUTPUTS))
                 .collect::<Vec<_>>()
                 .into(),
         };
-        let layout = Layout::compile(&ens).unwrap();
-        let mut scan = Scan::<u32>::new(&layout, 0..40).expect("trees of at most 32 leaves");
+        Layout::compile(&ens).unwrap()
+    }
+
+    #[test]
+    fn the_plain_loop_and_the_avx2_loop_agree() {
+        let mut rng = SplitMix::new(9);
+        let p = 5;
+        let n = 40;
+        let layout = layout(&mut rng, p, (0..n).map(|t| 1 + t % 32));
+        let mut scan = Scan::<u32>::new(&layout, 0..n).expect("trees of at most 32 leaves");
         let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
-        let n = ens.trees.len();
         let masks = |scan: &Scan<u32>| {
             let mut m = vec![[0u32; ROWS]; n];
             for r in (0..BLOCK).step_by(ROWS) {
@@ -484,20 +486,10 @@ mod tests {
     fn masks_are_as_wide_as_the_trees_need() {
         let mut rng = SplitMix::new(4);
         let mut scan = |leaves: &[usize]| {
-            let ens = TreeEnsemble {
-                n_features: 3,
-                n_outputs: 1,
-                n_classes: 0,
-                combine: Combine::Sum,
-                link: Link::Identity,
-                base_score: Vec::new().into(),
-                trees: leaves
-                    .iter()
-                    .map(|&l| tree(&mut rng, 3, l))
-                    .collect::<Vec<_>>()
-                    .into(),
-            };
-            AnyScan::new(&Layout::compile(&ens).unwrap(), 0..leaves.len())
+            AnyScan::new(
+                &layout(&mut rng, 3, leaves.iter().copied()),
+                0..leaves.len(),
+            )
         };
         assert!(matches!(scan(&[32, 1, 5]), Some(AnyScan::Narrow(_))));
         assert!(matches!(scan(&[32, 33]), Some(AnyScan::Wide(_))));
@@ -509,19 +501,7 @@ mod tests {
     fn wide_masks_agree_with_narrow_ones() {
         let mut rng = SplitMix::new(12);
         let p = 4;
-        let ens = TreeEnsemble {
-            n_features: p as u32,
-            n_outputs: 1,
-            n_classes: 0,
-            combine: Combine::Sum,
-            link: Link::Identity,
-            base_score: Vec::new().into(),
-            trees: (0..30)
-                .map(|t| tree(&mut rng, p, 1 + t % 32))
-                .collect::<Vec<_>>()
-                .into(),
-        };
-        let layout = Layout::compile(&ens).unwrap();
+        let layout = layout(&mut rng, p, (0..30).map(|t| 1 + t % 32));
         let narrow = Scan::<u32>::new(&layout, 0..30).unwrap();
         let mut wide = Scan::<u64>::new(&layout, 0..30).unwrap();
         let xt: Vec<f32> = (0..p * BLOCK).map(|_| rng.unit() as f32).collect();
