@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde_json::json;
-use tessera_core::{ComponentKind, plugin::ModelImpl};
+use tessera_core::ComponentKind;
 use tessera_engine::IrModel;
 
 use super::{ImportError, Imported};
@@ -34,11 +34,13 @@ pub struct Origin<'a> {
     pub classes: Option<Vec<String>>,
 }
 
-/// The model file for `imported`.
+/// The model file for `imported`. The trees are not compiled here: the
+/// importers have checked them whole, and loading the file through its
+/// plugin (as `tessera import` does before writing it) compiles them.
 ///
 /// # Errors
-/// No plugin providing [`COMPONENT`], a class list of the wrong length, or
-/// an ensemble the inference engine refuses.
+/// No plugin providing [`COMPONENT`], a class list that does not fit, or
+/// more trees or nodes than the byte form counts.
 pub fn artifact(
     registry: &Registry,
     imported: Imported,
@@ -58,9 +60,7 @@ pub fn artifact(
         "source": origin.source.display().to_string(),
         "objective": imported.objective,
     });
-    let model = IrModel::new(imported.ensemble, note.clone())
-        .with_context(|| format!("the trees of {} are malformed", origin.source.display()))?;
-    let payload = model.to_bytes()?;
+    let payload = IrModel::encode(&imported.ensemble, &note)?;
     let mut training = note;
     training["created_unix"] = json!(
         std::time::SystemTime::now()

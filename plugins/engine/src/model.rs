@@ -7,8 +7,9 @@
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
+    bytes::{ByteReader, put_u32},
     ir::{Combine, Link, ModelIr, TREES_MAGIC, TreeEnsemble},
-    plugin::{ModelImpl, members::ByteReader},
+    plugin::ModelImpl,
 };
 
 use crate::engine::Engine;
@@ -54,6 +55,20 @@ impl IrModel {
         let origin = serde_json::from_str(text)
             .map_err(|e| r.corrupt(format!("origin is not JSON: {e}")))?;
         Self::new(ensemble, origin)
+    }
+
+    /// The bytes of an [`IrModel`] of `ensemble` and `origin`, without
+    /// compiling the trees (whoever loads the bytes compiles, and so checks,
+    /// them).
+    ///
+    /// # Errors
+    /// More trees, nodes or values than the byte form counts.
+    pub fn encode(ensemble: &TreeEnsemble, origin: &Value) -> Result<Vec<u8>, PluginError> {
+        let mut out = ensemble.to_bytes()?;
+        let origin = origin.to_string();
+        put_u32(&mut out, origin.len(), "tree ensemble", "origin")?;
+        out.extend_from_slice(origin.as_bytes());
+        Ok(out)
     }
 
     /// The compiled ensemble.
@@ -119,11 +134,7 @@ impl ModelImpl for IrModel {
     }
 
     fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
-        let mut out = self.ensemble.to_bytes()?;
-        let origin = self.origin.to_string();
-        tessera_core::plugin::members::put_u32(&mut out, origin.len(), "tree ensemble", "origin")?;
-        out.extend_from_slice(origin.as_bytes());
-        Ok(out)
+        Self::encode(&self.ensemble, &self.origin)
     }
 
     fn to_ir(&self) -> Option<ModelIr> {
