@@ -83,8 +83,6 @@ pub struct TreeInfo {
     pub depth: u32,
     /// Edges on the shortest root-to-leaf path.
     pub min_depth: u32,
-    /// Mean edges from the root to a leaf, over leaves.
-    pub mean_depth: f32,
     /// The output this tree adds to, or [`ir::Tree::ALL_OUTPUTS`].
     pub output: u32,
 }
@@ -200,7 +198,7 @@ impl Layout {
         let mut seen = vec![false; src.len()];
         // (source node, its slot, its depth)
         let mut queue = VecDeque::from([(0usize, root, 0u32)]);
-        let (mut depth, mut min_depth, mut leaves, mut depth_sum) = (0u32, u32::MAX, 0u64, 0u64);
+        let (mut depth, mut min_depth) = (0u32, u32::MAX);
         while let Some((s, slot, d)) = queue.pop_front() {
             if d > MAX_DEPTH {
                 return Err(format!("is deeper than {MAX_DEPTH} levels"));
@@ -214,8 +212,6 @@ impl Layout {
             if n.is_leaf() {
                 depth = depth.max(d);
                 min_depth = min_depth.min(d);
-                leaves += 1;
-                depth_sum += u64::from(d);
                 self.nodes[slot] = Node {
                     column: 0,
                     threshold: f32::NAN,
@@ -249,7 +245,6 @@ impl Layout {
             len: (self.nodes.len() - root) as u32,
             depth,
             min_depth,
-            mean_depth: (depth_sum as f64 / leaves.max(1) as f64) as f32,
             output,
         })
     }
