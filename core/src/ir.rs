@@ -205,6 +205,11 @@ pub struct DenseLayer {
 }
 
 /// A dense feed-forward network in exchange form.
+///
+/// An input row `x` becomes `(fill(x) - input_mean) * input_scale` before
+/// the first layer, where `fill` replaces a missing (NaN) value of feature
+/// `j` by `input_fill[j]`. Each of the three vectors is either empty (no
+/// offset, no scaling, missing values refused) or one value per feature.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct DenseNetwork {
@@ -212,6 +217,9 @@ pub struct DenseNetwork {
     pub input_mean: RVec<f32>,
     /// Per-feature factor applied after the offset (may be empty).
     pub input_scale: RVec<f32>,
+    /// Per-feature value a missing input takes (empty: missing inputs
+    /// are an error).
+    pub input_fill: RVec<f32>,
     /// The layers, input first.
     pub layers: RVec<DenseLayer>,
     /// 0 for regression, otherwise the number of classes.
@@ -369,6 +377,206 @@ impl TreeEnsemble {
     }
 }
 
+/// The first bytes of a [`DenseNetwork`] in its byte form.
+pub const NETWORK_MAGIC: &[u8; 4] = b"TSNN";
+/// The version of that form this crate writes and reads.
+pub const NETWORK_VERSION: u32 = 1;
+
+impl Activation {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Identity,
+            1 => Self::Relu,
+            2 => Self::Tanh,
+            3 => Self::Logistic,
+            4 => Self::Softmax,
+            _ => return None,
+        })
+    }
+
+    /// The activation's name: `identity`, `relu`, `tanh`, `logistic`,
+    /// `softmax`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Relu => "relu",
+            Self::Tanh => "tanh",
+            Self::Logistic => "logistic",
+            Self::Softmax => "softmax",
+        }
+    }
+}
+
+impl DenseNetwork {
+    /// Input width (of the first layer; 0 without layers).
+    pub fn n_features(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.inputs as usize)
+    }
+
+    /// Output width (of the last layer; 0 without layers).
+    pub fn n_outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.outputs as usize)
+    }
+
+    /// Checks the shapes: at least one layer, each layer's input width
+    /// the previous one's output width, weights and biases of the sizes
+    /// the widths call for, input vectors empty or one per feature,
+    /// finite parameters, and softmax only on the last layer.
+    ///
+    /// # Errors
+    /// The first inconsistency, naming the layer.
+    pub fn check(&self) -> Result<(), PluginError> {
+        let bad = |why: String| PluginError::corrupt(format!("dense network: {why}"));
+        if self.layers.is_empty() {
+            return Err(bad("no layers".into()));
+        }
+        let n = self.n_features();
+        for (name, v) in [
+            ("input_mean", &self.input_mean),
+            ("input_scale", &self.input_scale),
+            ("input_fill", &self.input_fill),
+        ] {
+            if !v.is_empty() && v.len() != n {
+                return Err(bad(format!("{name} has {} values for {n} inputs", v.len())));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(bad(format!("{name} has a value that is not finite")));
+            }
+        }
+        let mut width = n;
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            let (inputs, outputs) = (l.inputs as usize, l.outputs as usize);
+            if inputs != width {
+                return Err(bad(format!(
+                    "layer {i} takes {inputs} inputs, but the layer before gives {width}"
+                )));
+            }
+            if inputs == 0 || outputs == 0 {
+                return Err(bad(format!("layer {i} is {inputs} x {outputs}")));
+            }
+            if inputs.checked_mul(outputs) != Some(l.weights.len()) {
+                return Err(bad(format!(
+                    "layer {i} has {} weights for {outputs} x {inputs}",
+                    l.weights.len()
+                )));
+            }
+            if l.bias.len() != outputs {
+                return Err(bad(format!(
+                    "layer {i} has {} biases for {outputs} outputs",
+                    l.bias.len()
+                )));
+            }
+            if l.weights
+                .iter()
+                .chain(l.bias.iter())
+                .any(|x| !x.is_finite())
+            {
+                return Err(bad(format!("layer {i} has a parameter that is not finite")));
+            }
+            if l.activation == Activation::Softmax && i != last {
+                return Err(bad(format!(
+                    "layer {i}: softmax is only for the last layer"
+                )));
+            }
+            width = outputs;
+        }
+        Ok(())
+    }
+
+    /// The network as bytes (little-endian): [`NETWORK_MAGIC`], the
+    /// version, `n_classes`, the three input vectors, then each layer's
+    /// widths, activation, weights and biases. Read back by
+    /// [`DenseNetwork::from_bytes`].
+    ///
+    /// # Errors
+    /// More values than a `u32` counts.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
+        let params: usize = self
+            .layers
+            .iter()
+            .map(|l| l.weights.len() + l.bias.len())
+            .sum();
+        let mut out = Vec::with_capacity(64 + 4 * (params + 3 * self.n_features()));
+        out.extend_from_slice(NETWORK_MAGIC);
+        out.extend_from_slice(&NETWORK_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.n_classes.to_le_bytes());
+        let floats = |out: &mut Vec<u8>, v: &[f32], what: &str| {
+            put_u32(out, v.len(), "dense network", what)?;
+            v.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            Ok::<_, PluginError>(())
+        };
+        floats(&mut out, &self.input_mean, "input_mean")?;
+        floats(&mut out, &self.input_scale, "input_scale")?;
+        floats(&mut out, &self.input_fill, "input_fill")?;
+        put_u32(&mut out, self.layers.len(), "dense network", "layers")?;
+        for l in self.layers.iter() {
+            out.extend_from_slice(&l.inputs.to_le_bytes());
+            out.extend_from_slice(&l.outputs.to_le_bytes());
+            out.push(l.activation as u8);
+            floats(&mut out, &l.weights, "weights")?;
+            floats(&mut out, &l.bias, "biases")?;
+        }
+        Ok(out)
+    }
+
+    /// Reads what [`DenseNetwork::to_bytes`] wrote, checks it with
+    /// [`DenseNetwork::check`], and says how many bytes it took.
+    ///
+    /// # Errors
+    /// Bytes that are not a network, a newer version, truncation, or
+    /// inconsistent shapes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<(Self, usize), PluginError> {
+        let mut r = ByteReader::new(bytes, "dense network");
+        if r.take(4, "magic")? != NETWORK_MAGIC {
+            return Err(r.corrupt("not a dense network (bad magic bytes)"));
+        }
+        let version = r.u32("version")?;
+        if version != NETWORK_VERSION {
+            return Err(r.corrupt(format!(
+                "format version {version}; this build reads version {NETWORK_VERSION}"
+            )));
+        }
+        let n_classes = r.u32("n_classes")?;
+        let floats = |r: &mut ByteReader<'_>, what: &str| -> Result<RVec<f32>, PluginError> {
+            let n = r.count(4, what)?;
+            (0..n).map(|_| r.f32(what)).collect::<Result<RVec<_>, _>>()
+        };
+        let input_mean = floats(&mut r, "input_mean")?;
+        let input_scale = floats(&mut r, "input_scale")?;
+        let input_fill = floats(&mut r, "input_fill")?;
+        // A layer takes at least 17 bytes.
+        let n_layers = r.count(17, "layers")?;
+        let mut layers = RVec::with_capacity(n_layers);
+        for _ in 0..n_layers {
+            let inputs = r.u32("layer")?;
+            let outputs = r.u32("layer")?;
+            let a = r.u8("activation")?;
+            let activation = Activation::from_u8(a)
+                .ok_or_else(|| r.corrupt(format!("unknown activation {a}")))?;
+            let weights = floats(&mut r, "weights")?;
+            let bias = floats(&mut r, "biases")?;
+            layers.push(DenseLayer {
+                inputs,
+                outputs,
+                weights,
+                bias,
+                activation,
+            });
+        }
+        let net = Self {
+            input_mean,
+            input_scale,
+            input_fill,
+            layers,
+            n_classes,
+        };
+        net.check()?;
+        Ok((net, bytes.len() - r.left()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +619,72 @@ mod tests {
         let (back, used) = TreeEnsemble::from_bytes(&bytes).unwrap();
         assert_eq!(back, e);
         assert_eq!(used, n);
+    }
+
+    fn network() -> DenseNetwork {
+        DenseNetwork {
+            input_mean: vec![0.5, -1.0].into(),
+            input_scale: vec![2.0, 0.25].into(),
+            input_fill: RVec::new(),
+            layers: vec![
+                DenseLayer {
+                    inputs: 2,
+                    outputs: 3,
+                    weights: (0..6).map(|i| i as f32 * 0.1).collect(),
+                    bias: vec![0.0, 1.0, -1.0].into(),
+                    activation: Activation::Relu,
+                },
+                DenseLayer {
+                    inputs: 3,
+                    outputs: 2,
+                    weights: (0..6).map(|i| 1.0 - i as f32).collect(),
+                    bias: vec![0.5, 0.5].into(),
+                    activation: Activation::Softmax,
+                },
+            ]
+            .into(),
+            n_classes: 2,
+        }
+    }
+
+    #[test]
+    fn networks_round_trip_and_truncations_are_refused() {
+        let net = network();
+        let mut bytes = net.to_bytes().unwrap();
+        let n = bytes.len();
+        bytes.push(7);
+        let (back, used) = DenseNetwork::from_bytes(&bytes).unwrap();
+        assert_eq!(back, net);
+        assert_eq!(used, n);
+        for cut in 0..n {
+            assert!(
+                DenseNetwork::from_bytes(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn inconsistent_networks_are_named() {
+        let mut net = network();
+        net.layers[1].inputs = 4;
+        let e = net.check().unwrap_err();
+        assert!(
+            e.message.contains("layer 1 takes 4 inputs"),
+            "{}",
+            e.message
+        );
+        let mut net = network();
+        net.layers[0].activation = Activation::Softmax;
+        assert!(net.check().unwrap_err().message.contains("softmax"));
+        let mut net = network();
+        net.input_scale.push(1.0);
+        assert!(net.check().unwrap_err().message.contains("input_scale"));
+        let mut net = network();
+        net.layers[0].bias[1] = f32::NAN;
+        assert!(net.check().unwrap_err().message.contains("not finite"));
+        net.layers.clear();
+        assert!(net.check().unwrap_err().message.contains("no layers"));
     }
 
     #[test]

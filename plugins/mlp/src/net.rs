@@ -1,0 +1,362 @@
+//! The network as it trains and predicts.
+//!
+//! Every parameter lives in one flat vector, layer after layer: the
+//! layer's weights as a row-major `inputs x outputs` matrix (so a block of
+//! rows times the weights is one [`matmul`]), then its biases. The
+//! optimiser walks that vector in one loop; the exchange form
+//! ([`DenseNetwork`]) stores weights `outputs x inputs`, and the
+//! conversions transpose.
+
+use std::ops::Range;
+
+use tessera_core::{
+    PluginError,
+    abi_stable::std_types::RVec,
+    ir::{Activation, DenseLayer, DenseNetwork},
+    plugin::seeds::SplitMix,
+};
+
+use crate::gemm::{Lhs, matmul};
+
+/// Where one layer's parameters sit in the flat vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// The weights, `inputs x outputs` row-major.
+    pub weights: Range<usize>,
+    /// The biases.
+    pub bias: Range<usize>,
+}
+
+/// A feed-forward network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Net {
+    /// Layer widths: inputs, hidden layers, outputs.
+    pub widths: Vec<usize>,
+    /// Activation of the hidden layers.
+    pub hidden: Activation,
+    /// Activation of the output layer (softmax, logistic or identity).
+    pub output: Activation,
+    /// Every parameter (see the module documentation).
+    pub params: Vec<f32>,
+    slots: Vec<Slot>,
+}
+
+fn slots(widths: &[usize]) -> Vec<Slot> {
+    let mut at = 0;
+    widths
+        .windows(2)
+        .map(|w| {
+            let (inputs, outputs) = (w[0], w[1]);
+            let weights = at..at + inputs * outputs;
+            let bias = weights.end..weights.end + outputs;
+            at = bias.end;
+            Slot {
+                inputs,
+                outputs,
+                weights,
+                bias,
+            }
+        })
+        .collect()
+}
+
+impl Net {
+    /// A network with every parameter zero.
+    pub fn zeros(widths: Vec<usize>, hidden: Activation, output: Activation) -> Self {
+        let slots = slots(&widths);
+        let n = slots.last().map_or(0, |s| s.bias.end);
+        Self {
+            widths,
+            hidden,
+            output,
+            params: vec![0.0; n],
+            slots,
+        }
+    }
+
+    /// A freshly initialised network, as scikit-learn initialises one
+    /// (Glorot): every weight and bias of a layer drawn uniformly from
+    /// `±sqrt(f / (inputs + outputs))`, `f` = 2 for logistic layers and 6
+    /// otherwise.
+    pub fn init(
+        widths: Vec<usize>,
+        hidden: Activation,
+        output: Activation,
+        rng: &mut SplitMix,
+    ) -> Self {
+        let mut net = Self::zeros(widths, hidden, output);
+        for l in 0..net.slots.len() {
+            let s = &net.slots[l];
+            let factor = if net.activation(l) == Activation::Logistic {
+                2.0
+            } else {
+                6.0
+            };
+            let bound = (factor / (s.inputs + s.outputs) as f64).sqrt();
+            let range = s.weights.start..s.bias.end;
+            for p in &mut net.params[range] {
+                *p = ((rng.unit() * 2.0 - 1.0) * bound) as f32;
+            }
+        }
+        net
+    }
+
+    /// The layers' places in [`Net::params`].
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Input width.
+    pub fn n_inputs(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// Output width.
+    pub fn n_outputs(&self) -> usize {
+        *self.widths.last().unwrap_or(&0)
+    }
+
+    /// The widest layer (inputs included).
+    pub fn max_width(&self) -> usize {
+        self.widths.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The activation of layer `l`.
+    pub fn activation(&self, l: usize) -> Activation {
+        if l + 1 == self.slots.len() {
+            self.output
+        } else {
+            self.hidden
+        }
+    }
+
+    /// Runs `rows` rows of `x` (already scaled) through every layer.
+    /// `acts[l]` receives layer `l`'s outputs (`rows x widths[l + 1]`;
+    /// each buffer at least that long).
+    pub fn forward(&self, x: &[f32], rows: usize, acts: &mut [Vec<f32>]) {
+        for (l, s) in self.slots.iter().enumerate() {
+            let (before, rest) = acts.split_at_mut(l);
+            let input = if l == 0 { x } else { &before[l - 1][..] };
+            let out = &mut rest[0][..rows * s.outputs];
+            self.layer(l, &input[..rows * s.inputs], rows, out);
+        }
+    }
+
+    /// One layer: `out = act(input · W + b)`.
+    pub fn layer(&self, l: usize, input: &[f32], rows: usize, out: &mut [f32]) {
+        let s = &self.slots[l];
+        let bias = &self.params[s.bias.clone()];
+        for row in out.chunks_exact_mut(s.outputs) {
+            row.copy_from_slice(bias);
+        }
+        matmul(
+            Lhs::new(input, rows, s.inputs),
+            &self.params[s.weights.clone()],
+            s.outputs,
+            out,
+            true,
+        );
+        activate(self.activation(l), out, s.outputs);
+    }
+
+    /// The exchange form, with the given input transformation.
+    pub fn to_ir(&self, mean: &[f32], scale: &[f32], fill: &[f32], n_classes: u32) -> DenseNetwork {
+        let layers = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(l, s)| {
+                let w = &self.params[s.weights.clone()];
+                let mut t = RVec::with_capacity(w.len());
+                for o in 0..s.outputs {
+                    t.extend((0..s.inputs).map(|i| w[i * s.outputs + o]));
+                }
+                DenseLayer {
+                    inputs: s.inputs as u32,
+                    outputs: s.outputs as u32,
+                    weights: t,
+                    bias: self.params[s.bias.clone()].into(),
+                    activation: self.activation(l),
+                }
+            })
+            .collect();
+        DenseNetwork {
+            input_mean: mean.into(),
+            input_scale: scale.into(),
+            input_fill: fill.into(),
+            layers,
+            n_classes,
+        }
+    }
+
+    /// The network of an exchange form (checked with
+    /// [`DenseNetwork::check`]), whose hidden layers share one
+    /// activation.
+    ///
+    /// # Errors
+    /// An inconsistent network, or hidden layers with different
+    /// activations.
+    pub fn from_ir(ir: &DenseNetwork) -> Result<Self, PluginError> {
+        ir.check()?;
+        let mut widths = vec![ir.n_features()];
+        widths.extend(ir.layers.iter().map(|l| l.outputs as usize));
+        let n = ir.layers.len();
+        let output = ir.layers[n - 1].activation;
+        let hidden = ir
+            .layers
+            .first()
+            .filter(|_| n > 1)
+            .map_or(Activation::Relu, |l| l.activation);
+        if let Some(i) = ir.layers[..n - 1]
+            .iter()
+            .position(|l| l.activation != hidden)
+        {
+            return Err(PluginError::unsupported(format!(
+                "dense network: layer {i} is {} but layer 0 is {}; the mlp plugin runs \
+                 networks whose hidden layers share one activation",
+                ir.layers[i].activation.name(),
+                hidden.name()
+            )));
+        }
+        let mut net = Self::zeros(widths, hidden, output);
+        for (s, l) in net.slots.clone().iter().zip(ir.layers.iter()) {
+            let w = &mut net.params[s.weights.clone()];
+            for o in 0..s.outputs {
+                for i in 0..s.inputs {
+                    w[i * s.outputs + o] = l.weights[o * s.inputs + i];
+                }
+            }
+            net.params[s.bias.clone()].copy_from_slice(&l.bias);
+        }
+        Ok(net)
+    }
+}
+
+/// Applies `act` to `z` in place (`width` values per row; softmax works
+/// row by row).
+pub fn activate(act: Activation, z: &mut [f32], width: usize) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Tanh => z.iter_mut().for_each(|v| *v = v.tanh()),
+        Activation::Logistic => z.iter_mut().for_each(|v| *v = logistic(*v)),
+        Activation::Softmax => z.chunks_exact_mut(width).for_each(softmax),
+    }
+}
+
+/// `1 / (1 + e^-x)`.
+pub fn logistic(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Softmax of one row in place.
+pub fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// Multiplies the back-propagated `d` by the derivative of `act` at the
+/// layer's outputs `h` (derivatives written in terms of the output, as
+/// every hidden activation allows).
+pub fn times_derivative(act: Activation, h: &[f32], d: &mut [f32]) {
+    let zip = h.iter().zip(d.iter_mut());
+    match act {
+        Activation::Identity | Activation::Softmax => {}
+        Activation::Relu => zip.for_each(|(h, d)| {
+            if *h <= 0.0 {
+                *d = 0.0;
+            }
+        }),
+        Activation::Tanh => zip.for_each(|(h, d)| *d *= 1.0 - h * h),
+        Activation::Logistic => zip.for_each(|(h, d)| *d *= h * (1.0 - h)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exchange_form_round_trips_and_computes_the_same() {
+        let mut rng = SplitMix::new(1);
+        let net = Net::init(
+            vec![3, 5, 4, 2],
+            Activation::Tanh,
+            Activation::Softmax,
+            &mut rng,
+        );
+        let ir = net.to_ir(&[], &[], &[], 2);
+        ir.check().unwrap();
+        assert_eq!(Net::from_ir(&ir).unwrap(), net);
+        // The IR's row-major `outputs x inputs` weights, applied by hand.
+        let x = [0.3f32, -1.2, 0.8];
+        let mut v = x.to_vec();
+        for l in ir.layers.iter() {
+            let mut z: Vec<f32> = (0..l.outputs as usize)
+                .map(|o| {
+                    let w = &l.weights[o * l.inputs as usize..(o + 1) * l.inputs as usize];
+                    l.bias[o] + w.iter().zip(&v).map(|(w, x)| w * x).sum::<f32>()
+                })
+                .collect();
+            let width = z.len();
+            activate(l.activation, &mut z, width);
+            v = z;
+        }
+        let mut acts = vec![vec![0.0; 5], vec![0.0; 4], vec![0.0; 2]];
+        net.forward(&x, 1, &mut acts);
+        for (a, b) in acts[2].iter().zip(&v) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn mixed_hidden_activations_are_refused() {
+        let mut rng = SplitMix::new(1);
+        let net = Net::init(
+            vec![2, 3, 3, 1],
+            Activation::Relu,
+            Activation::Identity,
+            &mut rng,
+        );
+        let mut ir = net.to_ir(&[], &[], &[], 0);
+        ir.layers[1].activation = Activation::Tanh;
+        let e = Net::from_ir(&ir).unwrap_err();
+        assert!(e.message.contains("layer 1 is tanh"), "{}", e.message);
+    }
+
+    #[test]
+    fn init_bounds_follow_glorot() {
+        let mut rng = SplitMix::new(5);
+        let net = Net::init(
+            vec![10, 20, 1],
+            Activation::Relu,
+            Activation::Logistic,
+            &mut rng,
+        );
+        let s = &net.slots()[0];
+        let b0 = (6.0f32 / 30.0).sqrt();
+        assert!(net.params[s.weights.clone()].iter().all(|w| w.abs() <= b0));
+        let s = &net.slots()[1];
+        let b1 = (2.0f32 / 21.0).sqrt();
+        assert!(
+            net.params[s.weights.start..s.bias.end]
+                .iter()
+                .all(|w| w.abs() <= b1)
+        );
+        assert!(
+            net.params[s.weights.clone()]
+                .iter()
+                .any(|w| w.abs() > b1 / 2.0)
+        );
+    }
+}

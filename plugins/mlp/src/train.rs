@@ -1,0 +1,647 @@
+//! Minibatch training, as scikit-learn's `MLPClassifier` and
+//! `MLPRegressor` train with `solver = "adam"` or `"sgd"`.
+//!
+//! Every minibatch is cut into parts of at most [`PART_ROWS`] rows. Each
+//! part gathers its rows, runs forward and back through the network in
+//! buffers of its own (made once, before the first epoch) and leaves its
+//! gradient sums; the parts run in parallel within the host's thread
+//! budget, and their sums are added in part order. The parts depend on
+//! the batch size only, so a fixed seed gives the same model whatever
+//! the thread count. The optimiser then takes one step over the flat
+//! parameter vector, adding the L2 term as it goes.
+
+use rayon::prelude::*;
+use tessera_core::{
+    HostContextRef, PluginError, Task, TrainData,
+    context::level,
+    ir::Activation,
+    plugin::{
+        seeds::{SplitMix, entropy_seed},
+        with_thread_budget,
+    },
+};
+
+use crate::{
+    gemm::{Lhs, matmul},
+    model::{History, MlpModel},
+    net::{Net, times_derivative},
+    params::{Config, Schedule, Solver},
+    scaling::Scaling,
+};
+
+/// Most rows of one part of a minibatch.
+pub const PART_ROWS: usize = 64;
+/// Rows per block when scoring the validation rows.
+const SCORE_ROWS: usize = 256;
+/// Probabilities are clipped to `[EPS, 1 - EPS]` in the log loss.
+const EPS: f64 = 1e-15;
+
+/// The loss, and so the output layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Loss {
+    /// Binary log loss on one logistic output.
+    Binary,
+    /// Multiclass log loss on softmax outputs.
+    Softmax,
+    /// Half the squared error, identity outputs.
+    Squared,
+}
+
+impl Loss {
+    /// The loss for `task`.
+    ///
+    /// # Errors
+    /// Classification with fewer than two classes.
+    pub fn for_task(task: Task) -> Result<Self, PluginError> {
+        match (task.is_classification(), task.n_classes) {
+            (false, _) => Ok(Self::Squared),
+            (true, 2) => Ok(Self::Binary),
+            (true, k) if k > 2 => Ok(Self::Softmax),
+            (true, k) => Err(PluginError::input(format!(
+                "mlp: classification needs at least two classes, the target has {k}"
+            ))),
+        }
+    }
+
+    /// Output width for `task`.
+    pub fn outputs(self, task: Task) -> usize {
+        match self {
+            Self::Softmax => task.n_classes as usize,
+            _ => 1,
+        }
+    }
+
+    /// The output layer's activation.
+    pub fn activation(self) -> Activation {
+        match self {
+            Self::Binary => Activation::Logistic,
+            Self::Softmax => Activation::Softmax,
+            Self::Squared => Activation::Identity,
+        }
+    }
+
+    /// Writes the output layer's deltas (`out - target`, times the row
+    /// weight) into `d` and returns the weighted sum of the rows' losses.
+    pub fn delta(self, out: &[f32], y: &[f32], w: Option<&[f32]>, d: &mut [f32]) -> f64 {
+        let k = out.len() / y.len().max(1);
+        let mut total = 0.0;
+        for (i, (&t, (o, d))) in y
+            .iter()
+            .zip(out.chunks_exact(k).zip(d.chunks_exact_mut(k)))
+            .enumerate()
+        {
+            let wi = w.map_or(1.0, |w| w[i]);
+            let loss = match self {
+                Self::Binary => {
+                    let p = f64::from(o[0]).clamp(EPS, 1.0 - EPS);
+                    d[0] = (o[0] - t) * wi;
+                    if t > 0.5 { -p.ln() } else { -(1.0 - p).ln() }
+                }
+                Self::Softmax => {
+                    let c = t as usize;
+                    for (j, (d, &o)) in d.iter_mut().zip(o).enumerate() {
+                        let hot = if j == c { 1.0 } else { 0.0 };
+                        *d = (o - hot) * wi;
+                    }
+                    -f64::from(o[c]).clamp(EPS, 1.0).ln()
+                }
+                Self::Squared => {
+                    let e = o[0] - t;
+                    d[0] = e * wi;
+                    0.5 * f64::from(e) * f64::from(e)
+                }
+            };
+            total += loss * f64::from(wi);
+        }
+        total
+    }
+}
+
+/// One part of a minibatch and its buffers.
+struct Part {
+    rows: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    w: Option<Vec<f32>>,
+    acts: Vec<Vec<f32>>,
+    deltas: Vec<Vec<f32>>,
+    grad: Vec<f32>,
+    loss: f64,
+}
+
+impl Part {
+    fn new(net: &Net, weighted: bool) -> Self {
+        let layers = |_| {
+            net.widths[1..]
+                .iter()
+                .map(|w| vec![0.0; PART_ROWS * w])
+                .collect::<Vec<_>>()
+        };
+        Self {
+            rows: 0,
+            x: vec![0.0; PART_ROWS * net.n_inputs()],
+            y: vec![0.0; PART_ROWS],
+            w: weighted.then(|| vec![0.0; PART_ROWS]),
+            acts: layers(()),
+            deltas: layers(()),
+            grad: vec![0.0; net.params.len()],
+            loss: 0.0,
+        }
+    }
+
+    /// Copies rows `idx` of the training set in.
+    fn gather(&mut self, set: &Set<'_>, idx: &[usize]) {
+        let p = set.cols;
+        self.rows = idx.len();
+        for (k, &r) in idx.iter().enumerate() {
+            self.x[k * p..(k + 1) * p].copy_from_slice(&set.x[r * p..(r + 1) * p]);
+            self.y[k] = set.y[r];
+            if let (Some(w), Some(sw)) = (self.w.as_mut(), set.w) {
+                w[k] = sw[r];
+            }
+        }
+    }
+
+    /// Forward and backward: leaves the gradient sums in `grad` and the
+    /// weighted loss sum in `loss`. `wt` holds every layer's weights
+    /// transposed (`outputs x inputs`), at the weights' places.
+    fn gradient(&mut self, net: &Net, wt: &[f32], loss: Loss) {
+        let rows = self.rows;
+        let slots = net.slots();
+        let last = slots.len() - 1;
+        net.forward(&self.x[..rows * net.n_inputs()], rows, &mut self.acts);
+        let k = slots[last].outputs;
+        self.loss = loss.delta(
+            &self.acts[last][..rows * k],
+            &self.y[..rows],
+            self.w.as_ref().map(|w| &w[..rows]),
+            &mut self.deltas[last][..rows * k],
+        );
+        for (l, s) in slots.iter().enumerate().rev() {
+            let input = if l == 0 {
+                &self.x[..rows * s.inputs]
+            } else {
+                &self.acts[l - 1][..rows * s.inputs]
+            };
+            let (before, rest) = self.deltas.split_at_mut(l);
+            let d = &rest[0][..rows * s.outputs];
+            matmul(
+                Lhs::transposed(input, rows, s.inputs),
+                d,
+                s.outputs,
+                &mut self.grad[s.weights.clone()],
+                false,
+            );
+            let gb = &mut self.grad[s.bias.clone()];
+            gb.fill(0.0);
+            for row in d.chunks_exact(s.outputs) {
+                gb.iter_mut().zip(row).for_each(|(g, v)| *g += v);
+            }
+            if l > 0 {
+                let prev = &mut before[l - 1][..rows * s.inputs];
+                matmul(
+                    Lhs::new(d, rows, s.outputs),
+                    &wt[s.weights.clone()],
+                    s.inputs,
+                    prev,
+                    false,
+                );
+                times_derivative(net.hidden, input, prev);
+            }
+        }
+    }
+}
+
+/// Rows to train or score on, already scaled.
+struct Set<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+    w: Option<&'a [f32]>,
+    cols: usize,
+}
+
+/// The weight optimiser's state.
+struct Optimizer {
+    solver: Solver,
+    lr: f64,
+    /// Adam's first moment, or sgd's velocity.
+    m: Vec<f32>,
+    /// Adam's second moment.
+    v: Vec<f32>,
+    steps: i32,
+}
+
+impl Optimizer {
+    fn new(solver: Solver, lr: f64, n: usize) -> Self {
+        Self {
+            solver,
+            lr,
+            m: vec![0.0; n],
+            v: if matches!(solver, Solver::Adam { .. }) {
+                vec![0.0; n]
+            } else {
+                Vec::new()
+            },
+            steps: 0,
+        }
+    }
+
+    /// One step from the gradient sums `grad` of a batch of `rows` rows,
+    /// with the L2 penalty `alpha` on the weights. Returns the sum of the
+    /// squared weights before the step (for the loss).
+    fn step(&mut self, net: &mut Net, grad: &[f32], alpha: f64, rows: usize) -> f64 {
+        self.steps += 1;
+        let inv = 1.0 / rows as f32;
+        let alpha = alpha as f32;
+        let mut squares = 0.0f64;
+        let (scale, b1, b2, eps, momentum, nesterov) = match self.solver {
+            Solver::Adam {
+                beta_1,
+                beta_2,
+                epsilon,
+            } => {
+                let t = self.steps;
+                let lr = self.lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+                (
+                    lr as f32,
+                    beta_1 as f32,
+                    beta_2 as f32,
+                    epsilon as f32,
+                    0.0,
+                    false,
+                )
+            }
+            Solver::Sgd { momentum, nesterov } => {
+                (self.lr as f32, 0.0, 0.0, 0.0, momentum as f32, nesterov)
+            }
+        };
+        let adam = !self.v.is_empty();
+        for s in net.slots().to_vec() {
+            for (range, l2) in [(s.weights, alpha), (s.bias, 0.0)] {
+                let params = &mut net.params[range.clone()];
+                let g = &grad[range.clone()];
+                let m = &mut self.m[range.clone()];
+                let mut sq = 0.0f32;
+                if adam {
+                    let v = &mut self.v[range];
+                    for (((p, &g), m), v) in params.iter_mut().zip(g).zip(m).zip(v) {
+                        sq += *p * *p;
+                        let g = (g + l2 * *p) * inv;
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        *p -= scale * *m / (v.sqrt() + eps);
+                    }
+                } else {
+                    for ((p, &g), m) in params.iter_mut().zip(g).zip(m) {
+                        sq += *p * *p;
+                        let g = (g + l2 * *p) * inv;
+                        *m = momentum * *m - scale * g;
+                        *p += if nesterov {
+                            momentum * *m - scale * g
+                        } else {
+                            *m
+                        };
+                    }
+                }
+                if l2 != 0.0 {
+                    squares += f64::from(sq);
+                }
+            }
+        }
+        squares
+    }
+}
+
+/// Splits `0..n` into training and held-out rows: `fraction` of every
+/// class held out for classification (at least one row of each class
+/// with two or more), `ceil(fraction * n)` rows otherwise.
+fn holdout(
+    y: &[f32],
+    n_classes: usize,
+    fraction: f64,
+    rng: &mut SplitMix,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n_classes.max(1)];
+    for (i, &c) in y.iter().enumerate() {
+        groups[if n_classes > 0 { c as usize } else { 0 }].push(i);
+    }
+    let mut held = vec![false; y.len()];
+    for g in &mut groups {
+        shuffle(g, rng);
+        let k = if n_classes > 0 {
+            if g.len() >= 2 {
+                ((fraction * g.len() as f64).round() as usize).clamp(1, g.len() - 1)
+            } else {
+                0
+            }
+        } else {
+            ((fraction * g.len() as f64).ceil() as usize).min(g.len().saturating_sub(1))
+        };
+        g[..k].iter().for_each(|&i| held[i] = true);
+    }
+    (0..y.len()).partition(|&i| !held[i])
+}
+
+/// Fisher-Yates.
+fn shuffle(v: &mut [usize], rng: &mut SplitMix) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+}
+
+/// The score scikit-learn's `score` gives: accuracy for classifiers, R²
+/// for regressors.
+fn score(net: &Net, set: &Set<'_>, loss: Loss, acts: &mut [Vec<f32>]) -> f64 {
+    let p = set.cols;
+    let n = set.y.len();
+    let k = net.n_outputs();
+    let last = acts.len() - 1;
+    let mean = set.y.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
+    let (mut hits, mut sse, mut sst) = (0usize, 0.0f64, 0.0f64);
+    for (b, xb) in set.x.chunks(SCORE_ROWS * p).enumerate() {
+        let rows = xb.len() / p;
+        net.forward(xb, rows, acts);
+        let out = &acts[last][..rows * k];
+        for (i, o) in out.chunks_exact(k).enumerate() {
+            let t = set.y[b * SCORE_ROWS + i];
+            match loss {
+                Loss::Binary => hits += usize::from((o[0] > 0.5) == (t > 0.5)),
+                Loss::Softmax => hits += usize::from(argmax(o) == t as usize),
+                Loss::Squared => {
+                    sse += (f64::from(o[0]) - f64::from(t)).powi(2);
+                    sst += (f64::from(t) - mean).powi(2);
+                }
+            }
+        }
+    }
+    match loss {
+        Loss::Squared if sst > 0.0 => 1.0 - sse / sst,
+        Loss::Squared => 0.0,
+        _ => hits as f64 / n.max(1) as f64,
+    }
+}
+
+/// Index of the largest value (the first of ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Trains within the host's thread budget.
+///
+/// # Errors
+/// Missing values without imputation, a single-class target, or
+/// cancellation.
+pub fn fit(
+    cfg: &Config,
+    ctx: &HostContextRef<'_>,
+    data: &TrainData<'_>,
+) -> Result<MlpModel, PluginError> {
+    let threads = ctx.threads().max(1) as usize;
+    with_thread_budget(threads, || train(cfg, ctx, data, threads))?
+}
+
+fn train(
+    cfg: &Config,
+    ctx: &HostContextRef<'_>,
+    data: &TrainData<'_>,
+    threads: usize,
+) -> Result<MlpModel, PluginError> {
+    let task = data.task;
+    let loss = Loss::for_task(task)?;
+    let names: Vec<String> = data.feature_names.iter().map(|n| n.to_string()).collect();
+    let (n, p) = (data.x.rows(), data.x.cols());
+    let scaling = Scaling::fit(data.x, cfg.standardize, cfg.impute_mean)
+        .map_err(|m| m.error(&names, "training data"))?;
+    let x = scaling
+        .apply(data.x.as_slice(), p)
+        .map_err(|m| m.error(&names, "training data"))?;
+    let y = data.y.as_slice();
+    // Sample weights, scaled to average 1 so that they leave the step
+    // size as it is.
+    let weights: Option<Vec<f32>> = data.weights.into_option().map(|w| {
+        let mean = w.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        let k = if mean > 0.0 { (1.0 / mean) as f32 } else { 1.0 };
+        w.iter().map(|&v| v * k).collect()
+    });
+    let seed = cfg.random_state.unwrap_or_else(entropy_seed);
+    let mut rng = SplitMix::new(seed);
+
+    // Validation rows: --valid when given, else a held-out share of the
+    // training rows when stopping early.
+    let n_classes = if task.is_classification() {
+        task.n_classes as usize
+    } else {
+        0
+    };
+    let mut train_rows: Vec<usize> = (0..n).collect();
+    let mut held: Option<(Vec<f32>, Vec<f32>)> = None;
+    let mut valid_source = "";
+    if let Some(v) = data.valid.into_option() {
+        let vx = scaling
+            .apply(v.x.as_slice(), p)
+            .map_err(|m| m.error(&names, "validation data"))?;
+        held = Some((vx, v.y.to_vec()));
+        valid_source = "valid";
+    } else if cfg.early_stopping {
+        let (t, h) = holdout(y, n_classes, cfg.validation_fraction, &mut rng);
+        if h.is_empty() || t.is_empty() {
+            return Err(PluginError::input(format!(
+                "mlp: early_stopping needs rows to hold out; {n} rows with \
+                 validation_fraction = {} leave none",
+                cfg.validation_fraction
+            )));
+        }
+        let vx = h
+            .iter()
+            .flat_map(|&r| &x[r * p..(r + 1) * p])
+            .copied()
+            .collect();
+        held = Some((vx, h.iter().map(|&r| y[r]).collect()));
+        train_rows = t;
+        valid_source = "split";
+    }
+    let valid = held.as_ref().map(|(vx, vy)| Set {
+        x: vx,
+        y: vy,
+        w: None,
+        cols: p,
+    });
+    let set = Set {
+        x: &x,
+        y,
+        w: weights.as_deref(),
+        cols: p,
+    };
+
+    let mut widths = vec![p];
+    widths.extend_from_slice(&cfg.hidden);
+    widths.push(loss.outputs(task));
+    let mut net = Net::init(widths, cfg.activation, loss.activation(), &mut rng);
+    let n_train = train_rows.len();
+    let batch = cfg.batch_size.unwrap_or(200).clamp(1, n_train);
+    if cfg.batch_size.is_some_and(|b| b > n_train) {
+        ctx.log(
+            level::WARN,
+            format!(
+                "mlp: batch_size {batch} is more than the {n_train} training rows; using {n_train}"
+            )
+            .as_str()
+            .into(),
+        );
+    }
+    let max_parts = batch.div_ceil(PART_ROWS);
+    let mut parts: Vec<Part> = (0..max_parts)
+        .map(|_| Part::new(&net, weights.is_some()))
+        .collect();
+    let mut wt = vec![0.0f32; net.params.len()];
+    let mut opt = Optimizer::new(cfg.solver, cfg.learning_rate_init, net.params.len());
+    let mut score_acts: Vec<Vec<f32>> = net.widths[1..]
+        .iter()
+        .map(|w| vec![0.0; SCORE_ROWS * w])
+        .collect();
+
+    let mut h = History {
+        valid_source: valid_source.into(),
+        ..History::default()
+    };
+    let (mut best_loss, mut best_score) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut best_params: Option<Vec<f32>> = None;
+    let mut no_improvement = 0usize;
+    let mut samples = 0u64;
+    for epoch in 0..cfg.max_iter {
+        if ctx.is_cancelled() {
+            return Err(PluginError::cancelled());
+        }
+        if cfg.shuffle {
+            shuffle(&mut train_rows, &mut rng);
+        }
+        let mut total = 0.0f64;
+        for idx in train_rows.chunks(batch) {
+            let nb = idx.len();
+            let used = nb.div_ceil(PART_ROWS);
+            // Each layer's weights transposed, for the backward pass.
+            for s in net.slots().iter().skip(1) {
+                let w = &net.params[s.weights.clone()];
+                let t = &mut wt[s.weights.clone()];
+                for i in 0..s.inputs {
+                    for o in 0..s.outputs {
+                        t[o * s.inputs + i] = w[i * s.outputs + o];
+                    }
+                }
+            }
+            let work = |(k, part): (usize, &mut Part)| {
+                part.gather(&set, &idx[k * nb / used..(k + 1) * nb / used]);
+                part.gradient(&net, &wt, loss);
+            };
+            if threads > 1 && used > 1 {
+                parts[..used].par_iter_mut().enumerate().for_each(work);
+            } else {
+                parts[..used].iter_mut().enumerate().for_each(work);
+            }
+            let (first, rest) = parts.split_at_mut(1);
+            let grad = &mut first[0].grad;
+            let mut batch_loss = first[0].loss;
+            for part in &rest[..used - 1] {
+                grad.iter_mut().zip(&part.grad).for_each(|(g, v)| *g += v);
+                batch_loss += part.loss;
+            }
+            let squares = opt.step(&mut net, grad, cfg.alpha, nb);
+            batch_loss = batch_loss / nb as f64 + 0.5 * cfg.alpha * squares / nb as f64;
+            total += batch_loss * nb as f64;
+        }
+        samples += n_train as u64;
+        let epoch_loss = total / n_train as f64;
+        if !epoch_loss.is_finite() {
+            return Err(PluginError::input(format!(
+                "mlp: the loss diverged (not finite) in epoch {}; lower learning_rate_init \
+                 (now {})",
+                epoch + 1,
+                cfg.learning_rate_init
+            )));
+        }
+        h.loss_curve.push(epoch_loss);
+        if let Some(v) = &valid {
+            h.validation_scores
+                .push(score(&net, v, loss, &mut score_acts));
+        }
+        // scikit-learn's bookkeeping: count epochs that fail to improve by
+        // tol, and keep the best validation weights when stopping early.
+        if cfg.early_stopping {
+            let s = *h.validation_scores.last().unwrap_or(&f64::NEG_INFINITY);
+            no_improvement = if s < best_score + cfg.tol {
+                no_improvement + 1
+            } else {
+                0
+            };
+            if s > best_score {
+                best_score = s;
+                h.best_epoch = epoch + 1;
+                match &mut best_params {
+                    Some(b) => b.copy_from_slice(&net.params),
+                    None => best_params = Some(net.params.clone()),
+                }
+            }
+        } else {
+            no_improvement = if epoch_loss > best_loss - cfg.tol {
+                no_improvement + 1
+            } else {
+                0
+            };
+            if epoch_loss < best_loss {
+                best_loss = epoch_loss;
+                h.best_epoch = epoch + 1;
+            }
+        }
+        if let (Solver::Sgd { .. }, Schedule::InvScaling(power)) = (cfg.solver, cfg.schedule) {
+            opt.lr = cfg.learning_rate_init / ((samples + 1) as f64).powf(power);
+        }
+        ctx.progress((epoch + 1) as u64, cfg.max_iter as u64);
+        h.n_iter = epoch + 1;
+        if no_improvement > cfg.n_iter_no_change {
+            let adaptive =
+                matches!(cfg.solver, Solver::Sgd { .. }) && cfg.schedule == Schedule::Adaptive;
+            if adaptive && opt.lr > 1e-6 {
+                opt.lr /= 5.0;
+                no_improvement = 0;
+            } else {
+                h.stopped_early = true;
+                break;
+            }
+        }
+    }
+    if !h.stopped_early && cfg.max_iter > 1 {
+        ctx.log(
+            level::INFO,
+            format!(
+                "mlp: trained the full max_iter = {} epochs without the loss settling (tol {}); \
+                 more epochs may fit better",
+                cfg.max_iter, cfg.tol
+            )
+            .as_str()
+            .into(),
+        );
+    }
+    if let Some(b) = best_params {
+        net.params = b;
+    }
+    h.best_loss = best_loss.is_finite().then_some(best_loss);
+    h.best_validation_score = best_score.is_finite().then_some(best_score);
+    h.samples = samples;
+    Ok(MlpModel::new(
+        net,
+        scaling,
+        task,
+        names,
+        h,
+        cfg.json.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;
