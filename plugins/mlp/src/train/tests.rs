@@ -115,7 +115,7 @@ fn the_l2_penalty_enters_the_step_as_its_gradient() {
         momentum: 0.0,
         nesterov: false,
     };
-    Optimizer::new(sgd, 1.0, net.params.len()).step(&mut stepped, &grad, alpha, y.len());
+    Optimizer::new(sgd, 1.0, &net, alpha).step(&mut stepped.params, &[grad], y.len(), false);
     for j in 0..net.params.len() {
         let h = 1e-2;
         let (mut plus, mut minus) = (net.clone(), net.clone());
@@ -140,7 +140,7 @@ fn adam_first_step_moves_every_parameter_by_the_step_size() {
         beta_2: 0.999,
         epsilon: 1e-8,
     };
-    Optimizer::new(adam, 0.01, net.params.len()).step(&mut stepped, &grad, 0.0, y.len());
+    Optimizer::new(adam, 0.01, &net, 0.0).step(&mut stepped.params, &[&grad], y.len(), false);
     for j in 0..net.params.len() {
         let moved = stepped.params[j] - net.params[j];
         if grad[j].abs() > 1e-4 {
