@@ -9,6 +9,7 @@ mod golden;
 mod gradient_boosting;
 mod import;
 mod loading;
+mod mlp;
 mod nesting;
 mod template;
 mod util;

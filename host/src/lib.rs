@@ -28,5 +28,5 @@ pub mod train;
 pub use artifact::{Artifact, ArtifactError, Header};
 pub use context::RunContext;
 pub use data::{DataError, Table};
-pub use model::LoadedModel;
+pub use model::{CallError, LoadedModel};
 pub use plugin::{LoadError, Registry};

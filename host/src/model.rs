@@ -38,6 +38,15 @@ pub struct CallError {
     pub error: PluginError,
 }
 
+impl CallError {
+    /// The same error, its context naming the data file the call ran on.
+    #[must_use]
+    pub fn on(mut self, data: &std::path::Path) -> Self {
+        self.context = format!("{} on {}", self.context, data.display());
+        self
+    }
+}
+
 impl LoadedModel {
     /// Reads a model file and hands its payload to the plugin that provides
     /// its component.
@@ -177,9 +186,10 @@ impl LoadedModel {
         use crate::metrics::{self, Metrics};
         let y = table.target_like(target, &self.header.classes)?;
         let x = self.features_from(table)?;
-        let pred = self.predict(ctx.sabi_reborrow(), &x)?;
+        let on = |e: CallError| e.on(table.path());
+        let pred = self.predict(ctx.sabi_reborrow(), &x).map_err(on)?;
         Ok(if self.is_classifier() {
-            let proba = self.predict_proba(ctx, &x)?;
+            let proba = self.predict_proba(ctx, &x).map_err(on)?;
             Metrics::Classification(metrics::classification(
                 &y,
                 &pred,

@@ -118,9 +118,12 @@ pub fn train(
     let model = learner
         .fit(ctx.as_abi(), data)
         .into_result()
-        .map_err(|error| CallError {
-            context: format!("learner `{}` fit", spec.learner),
-            error,
+        .map_err(|error| {
+            CallError {
+                context: format!("learner `{}` fit", spec.learner),
+                error,
+            }
+            .on(table.path())
         })?;
     let fit_seconds = start.elapsed().as_secs_f64();
     let payload = model

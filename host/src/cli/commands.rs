@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context;
 use serde_json::{Value, json};
 use tessera_host::{
-    LoadedModel, Registry, RunContext, Table,
+    CallError, LoadedModel, Registry, RunContext, Table,
     artifact::{Artifact, write_atomic},
     import,
     metrics::Metrics,
@@ -299,9 +299,10 @@ pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
 
     let ctx = RunContext::new(&registry, threads).verbose(env.verbose);
     let start = Instant::now();
-    let pred = model.predict(ctx.as_abi(), &x)?;
+    let on = |e: CallError| e.on(&a.data);
+    let pred = model.predict(ctx.as_abi(), &x).map_err(on)?;
     let proba = if a.proba {
-        Some(model.predict_proba(ctx.as_abi(), &x)?)
+        Some(model.predict_proba(ctx.as_abi(), &x).map_err(on)?)
     } else {
         None
     };

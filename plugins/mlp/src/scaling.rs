@@ -35,8 +35,9 @@ impl Missing {
             |n| format!("column `{n}`"),
         );
         PluginError::input(format!(
-            "mlp: {during}: row {} has a missing or infinite value in {col}; train with \
-             impute = \"mean\" to fill missing values with the training mean",
+            "mlp: {during}: row {} (counting data rows from 0) has a missing or infinite value \
+             in {col}; train with impute = \"mean\" to fill missing values with the training \
+             mean",
             self.row
         ))
     }
