@@ -213,3 +213,79 @@ fn bad_parameters_are_refused_with_the_key() {
         assert!(!out.exists(), "{set}: a model file was written");
     }
 }
+
+#[test]
+fn several_targets_make_a_multi_output_regression() {
+    // diabetes with a second target: a function of bmi and the first.
+    let tmp = TempDir::new("mlp-multi");
+    let two = |split: &str| {
+        let text = read(&data(&format!("diabetes.{split}.csv")));
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let cols: Vec<&str> = header.split(',').collect();
+        let (t, b) = (
+            cols.iter().position(|c| *c == "target").unwrap(),
+            cols.iter().position(|c| *c == "bmi").unwrap(),
+        );
+        let mut out = vec![format!("{header},second")];
+        for l in lines {
+            let cells: Vec<&str> = l.split(',').collect();
+            let v =
+                cells[b].parse::<f64>().unwrap() * 1000.0 + cells[t].parse::<f64>().unwrap() / 10.0;
+            out.push(format!("{l},{v}"));
+        }
+        write_csv(&tmp, &format!("{split}.csv"), &out)
+    };
+    let (train_csv, test_csv) = (two("train"), two("test"));
+    let plugins = plugin_dir(PLUGINS);
+    let m = tmp.join("m.tsr");
+    let both = ["--target", "target", "--target", "second"];
+    let mut args = vec!["train", "--learner", "mlp", "--data", s(&train_csv)];
+    args.extend_from_slice(&both);
+    args.extend_from_slice(&["--seed", "0", "--set", "max_iter=1000", "--out", s(&m)]);
+    let run = tessera(plugins.path(), &args);
+    run.ok();
+    assert!(
+        run.stderr.contains("regression, 2 targets"),
+        "{}",
+        run.stderr
+    );
+
+    // Predictions: one column per target, named after it.
+    let out = predict(plugins.path(), &m, &test_csv, &[]).ok().to_string();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("prediction_target,prediction_second"));
+    assert_eq!(lines.next().unwrap().split(',').count(), 2);
+
+    // eval takes the targets in any order; the figures average them.
+    let eval = |targets: &[&str]| {
+        let mut a = vec!["eval", "--model", s(&m), "--data", s(&test_csv), "--json"];
+        for t in targets {
+            a.extend_from_slice(&["--target", t]);
+        }
+        tessera(plugins.path(), &a)
+    };
+    let m1: Value = serde_json::from_str(eval(&["second", "target"]).ok()).unwrap();
+    let m2: Value = serde_json::from_str(eval(&["target", "second"]).ok()).unwrap();
+    assert_eq!(m1, m2);
+    // The second target is easy (R² near 1), the first as hard as ever
+    // (about 0.3): their mean sits in between.
+    let r2 = m1["r2"].as_f64().unwrap();
+    assert!((0.5..0.8).contains(&r2), "{m1}");
+    eval(&["target"]).fails(2, &["predicts 2 target(s): target, second"]);
+
+    // A learner that learns one target refuses two, naming itself.
+    let plugins = plugin_dir(&["tessera_forest", "tessera_mlp"]);
+    let out = tmp.join("rf.tsr");
+    let mut args = vec![
+        "train",
+        "--learner",
+        "random_forest",
+        "--data",
+        s(&train_csv),
+    ];
+    args.extend_from_slice(&both);
+    args.extend_from_slice(&["--out", s(&out)]);
+    tessera(plugins.path(), &args).fails(2, &["`random_forest` learns one regression target"]);
+    assert!(!out.exists());
+}

@@ -138,7 +138,9 @@ impl Matrix {
 pub struct Task {
     /// [`Task::REGRESSION`] or [`Task::CLASSIFICATION`].
     pub kind: u8,
-    /// Number of classes (classification), 1 for regression.
+    /// Number of classes (classification); for regression the number of
+    /// targets: 1, or more for multi-output regression (see
+    /// [`Task::regression_targets`]).
     pub n_classes: u32,
 }
 
@@ -153,6 +155,28 @@ impl Task {
         Self {
             kind: Self::REGRESSION,
             n_classes: 1,
+        }
+    }
+
+    /// A multi-output regression task: `targets` real values per row,
+    /// stored row-major in [`TrainData::y`] (and returned that way by a
+    /// model's `predict`). Only learners whose
+    /// [`LearnerImpl::multi_output`](crate::plugin::LearnerImpl::multi_output)
+    /// says so accept more than one.
+    pub fn regression_targets(targets: u32) -> Self {
+        Self {
+            kind: Self::REGRESSION,
+            n_classes: targets.max(1),
+        }
+    }
+
+    /// Values per row in the target and in `predict`'s output: the
+    /// number of regression targets, 1 for classification.
+    pub fn n_targets(&self) -> usize {
+        if self.is_classification() {
+            1
+        } else {
+            self.n_classes.max(1) as usize
         }
     }
 
@@ -182,13 +206,15 @@ impl Task {
 /// Everything a learner gets to train on.
 ///
 /// For classification, `y` holds class indices `0..n_classes` as `f32`;
-/// the host maps the user's labels to indices and back.
+/// the host maps the user's labels to indices and back. For regression
+/// with several targets, `y` is row-major `rows x n_targets`.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]
 pub struct TrainData<'a> {
     /// Features, one row per sample; `NaN` marks a missing value.
     pub x: MatrixRef<'a>,
-    /// Target, one value per row.
+    /// Target, one value per row ([`Task::n_targets`] per row for
+    /// multi-output regression).
     pub y: RSlice<'a, f32>,
     /// Optional non-negative sample weights, one per row.
     pub weights: ROption<RSlice<'a, f32>>,
@@ -209,7 +235,8 @@ pub struct TrainData<'a> {
 pub struct Holdout<'a> {
     /// Features, one row per sample, the training data's columns.
     pub x: MatrixRef<'a>,
-    /// Target, one value per row.
+    /// Target, one value per row ([`Task::n_targets`] per row for
+    /// multi-output regression).
     pub y: RSlice<'a, f32>,
     /// Optional non-negative sample weights, one per row.
     pub weights: ROption<RSlice<'a, f32>>,
@@ -255,16 +282,18 @@ fn check_target(
     rows: usize,
     task: Task,
 ) -> Result<(), PluginError> {
-    if y.len() != rows {
+    let per_row = task.n_targets();
+    if rows.checked_mul(per_row) != Some(y.len()) {
         return Err(PluginError::input(format!(
-            "target has {} values for {rows} rows",
+            "target has {} values for {rows} rows of {per_row} target(s)",
             y.len()
         )));
     }
     for (i, &v) in y.iter().enumerate() {
         if !v.is_finite() {
             return Err(PluginError::input(format!(
-                "target of row {i} is missing or not finite"
+                "target of row {} is missing or not finite",
+                i / per_row
             )));
         }
         if task.is_classification() && (v < 0.0 || v.fract() != 0.0 || v as u32 >= task.n_classes) {

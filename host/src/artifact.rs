@@ -50,8 +50,13 @@ pub struct Header {
     /// Class labels, in the order of the model's class indices (empty for
     /// regression).
     pub classes: Vec<String>,
-    /// The target column's name.
+    /// The target column's name (the first, for several regression
+    /// targets).
     pub target: String,
+    /// Every target column, for a multi-output regression model (empty
+    /// for one target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
     /// Feature column names, in the model's input order.
     pub features: Vec<String>,
     /// Payload length in bytes.
@@ -60,6 +65,18 @@ pub struct Header {
     pub payload_crc32: u32,
     /// When and how the model was trained.
     pub training: serde_json::Value,
+}
+
+impl Header {
+    /// The target columns: [`Header::targets`], or the one
+    /// [`Header::target`].
+    pub fn target_names(&self) -> Vec<&str> {
+        if self.targets.is_empty() {
+            vec![self.target.as_str()]
+        } else {
+            self.targets.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 /// A model file in memory: header and payload.
@@ -290,6 +307,7 @@ mod tests {
                 task: "classification".into(),
                 classes: vec!["a".into(), "b".into()],
                 target: "label".into(),
+                targets: Vec::new(),
                 features: vec!["x".into(), "y".into()],
                 payload_len: payload.len() as u64,
                 payload_crc32: crc32(&payload),

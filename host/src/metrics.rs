@@ -109,6 +109,31 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
     Some(u / (n_pos as f64 * n_neg as f64))
 }
 
+/// Scores predictions of `k` regression targets (row-major `rows x k`):
+/// each figure is the mean of the targets' own (scikit-learn's
+/// `uniform_average`).
+///
+/// # Panics
+/// When the lengths disagree (a bug in the caller).
+pub fn regression_outputs(y: &[f32], pred: &[f32], k: usize) -> RegressionMetrics {
+    if k <= 1 {
+        return regression(y, pred);
+    }
+    assert_eq!(y.len(), pred.len());
+    let column =
+        |v: &[f32], j: usize| -> Vec<f32> { v.iter().skip(j).step_by(k).copied().collect() };
+    let each: Vec<RegressionMetrics> = (0..k)
+        .map(|j| regression(&column(y, j), &column(pred, j)))
+        .collect();
+    let mean = |f: fn(&RegressionMetrics) -> f64| each.iter().map(f).sum::<f64>() / k as f64;
+    RegressionMetrics {
+        rmse: mean(|m| m.rmse),
+        mae: mean(|m| m.mae),
+        r2: mean(|m| m.r2),
+        n_rows: y.len() / k,
+    }
+}
+
 /// Scores value predictions.
 ///
 /// # Panics
@@ -142,6 +167,19 @@ pub fn regression(y: &[f32], pred: &[f32]) -> RegressionMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_targets_average_their_scores() {
+        // Target 0 predicted exactly, target 1 by its mean.
+        let y = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0];
+        let pred = [1.0, 20.0, 2.0, 20.0, 3.0, 20.0];
+        let m = regression_outputs(&y, &pred, 2);
+        assert_eq!(m.n_rows, 3);
+        assert!((m.r2 - 0.5).abs() < 1e-12, "{m:?}");
+        let rmse1 = (200.0f64 / 3.0).sqrt();
+        assert!((m.rmse - rmse1 / 2.0).abs() < 1e-9, "{m:?}");
+        assert_eq!(regression_outputs(&y, &pred, 1), regression(&y, &pred));
+    }
 
     #[test]
     fn accuracy_and_log_loss() {

@@ -104,17 +104,41 @@ impl LoadedModel {
         table.features(&self.header.features)
     }
 
-    /// Raw predictions: class indices (as `f32`) or values.
+    /// Raw predictions: class indices (as `f32`), or values (one per
+    /// target per row, row-major, for a multi-output regression).
     ///
     /// # Errors
-    /// The plugin's error.
+    /// The plugin's error, or an answer of the wrong length.
     pub fn predict(&self, ctx: HostContextRef<'_>, x: &[f32]) -> Result<Vec<f32>, CallError> {
         let m = self.matrix(x)?;
-        self.model
+        let out = self
+            .model
             .predict(ctx, m)
             .into_result()
             .map(|v| v.into_vec())
-            .map_err(|error| self.call_error("predict", error))
+            .map_err(|error| self.call_error("predict", error))?;
+        let per_row = self.values_per_row();
+        if out.len() != m.rows() * per_row {
+            return Err(self.call_error(
+                "predict",
+                PluginError::internal(format!(
+                    "returned {} values for {} rows of {per_row} value(s)",
+                    out.len(),
+                    m.rows()
+                )),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Values `predict` gives per row: 1, or the number of targets of a
+    /// multi-output regression.
+    pub fn values_per_row(&self) -> usize {
+        if self.is_classifier() {
+            1
+        } else {
+            self.header.target_names().len()
+        }
     }
 
     /// Class probabilities, `rows x n_classes`.
@@ -181,10 +205,33 @@ impl LoadedModel {
         &self,
         ctx: HostContextRef<'_>,
         table: &Table,
-        target: &str,
+        targets: &[String],
     ) -> anyhow::Result<crate::metrics::Metrics> {
         use crate::metrics::{self, Metrics};
-        let y = table.target_like(target, &self.header.classes)?;
+        let names = self.header.target_names();
+        let y = match targets {
+            [one] if names.len() == 1 => table.target_like(one, &self.header.classes)?,
+            _ => {
+                let mut given: Vec<&str> = targets.iter().map(String::as_str).collect();
+                let mut want = names.clone();
+                given.sort_unstable();
+                want.sort_unstable();
+                if given != want {
+                    anyhow::bail!(crate::data::DataError::BadTarget {
+                        path: table.path().to_path_buf(),
+                        column: targets.join(", "),
+                        what: format!(
+                            "the model predicts {} target(s): {}; name exactly those",
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    });
+                }
+                // In the model's order, whatever the order given.
+                let ordered: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                table.values_of(&ordered)?
+            }
+        };
         let x = self.features_from(table)?;
         let on = |e: CallError| e.on(table.path());
         let pred = self.predict(ctx.sabi_reborrow(), &x).map_err(on)?;
@@ -197,7 +244,7 @@ impl LoadedModel {
                 self.header.classes.len(),
             ))
         } else {
-            Metrics::Regression(metrics::regression(&y, &pred))
+            Metrics::Regression(metrics::regression_outputs(&y, &pred, names.len()))
         })
     }
 }

@@ -22,8 +22,8 @@ pub struct TrainSpec<'a> {
     pub learner: &'a str,
     /// Its parameters as a JSON object.
     pub params: serde_json::Value,
-    /// The target column.
-    pub target: &'a str,
+    /// The target column; several make a multi-output regression.
+    pub targets: &'a [String],
     /// Classification, regression, or decide from the target.
     pub task: TaskHint,
     /// A column of sample weights (not a feature).
@@ -55,13 +55,13 @@ pub fn train(
 ) -> anyhow::Result<Trained> {
     let params_text = spec.params.to_string();
     let learner = registry.create_learner(spec.learner, &params_text)?;
-    let target = table.target(spec.target, spec.task)?;
-    let mut not_features = vec![spec.target];
+    let target = table.targets(spec.targets, spec.task)?;
+    let mut not_features: Vec<&str> = spec.targets.iter().map(String::as_str).collect();
     let weights = match spec.weight {
-        Some(w) if w == spec.target => {
+        Some(w) if spec.targets.iter().any(|t| t == w) => {
             return Err(crate::data::DataError::BadTarget {
                 path: table.path().to_path_buf(),
-                column: spec.target.to_string(),
+                column: w.to_string(),
                 what: "it cannot also be the weight column".into(),
             }
             .into());
@@ -76,8 +76,12 @@ pub fn train(
     if features.is_empty() {
         return Err(crate::data::DataError::BadTarget {
             path: table.path().to_path_buf(),
-            column: spec.target.to_string(),
-            what: "it is the only column; there are no features to learn from".into(),
+            column: spec.targets.join(", "),
+            what: if spec.targets.len() == 1 {
+                "it is the only column; there are no features to learn from".into()
+            } else {
+                "they are the only columns; there are no features to learn from".into()
+            },
         }
         .into());
     }
@@ -87,7 +91,10 @@ pub fn train(
     let holdout = match spec.valid {
         Some(v) => {
             let vx = v.features(&features)?;
-            let vy = v.target_like(spec.target, &target.classes)?;
+            let vy = match spec.targets {
+                [one] => v.target_like(one, &target.classes)?,
+                several => v.values_of(several)?,
+            };
             let vw = match spec.weight {
                 Some(w) if v.has_column(w) => Some(v.weights(w)?),
                 _ => None,
@@ -142,7 +149,12 @@ pub fn train(
         abi_version: provider.manifest.abi_version.to_string(),
         task: target.task.name().to_string(),
         classes: target.classes.clone(),
-        target: spec.target.to_string(),
+        target: spec.targets[0].clone(),
+        targets: if spec.targets.len() > 1 {
+            spec.targets.to_vec()
+        } else {
+            Vec::new()
+        },
         features,
         payload_len: payload.len() as u64,
         payload_crc32: crc32(&payload),

@@ -79,6 +79,14 @@ impl Learner for LearnerAdapter {
     fn fit(&self, ctx: HostContextRef<'_>, data: TrainData<'_>) -> RResult<ModelBox, PluginError> {
         guard(|| {
             data.validate()?;
+            let targets = data.task.n_targets();
+            if targets > 1 && !self.inner.multi_output() {
+                return Err(PluginError::input(format!(
+                    "`{}` learns one regression target, and the data has {targets}; give one \
+                     target column",
+                    self.name
+                )));
+            }
             let model = self.inner.fit(&ctx, &data)?;
             Ok(model_box(self.name, model))
         })

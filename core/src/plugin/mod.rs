@@ -46,6 +46,13 @@ pub trait LearnerImpl: Send + Sync + 'static {
         ctx: &HostContextRef<'_>,
         data: &TrainData<'_>,
     ) -> Result<Box<dyn ModelImpl>, PluginError>;
+
+    /// Whether it learns several regression targets at once
+    /// ([`Task::regression_targets`]). The default is no: the adapter
+    /// then refuses such data before `fit` is called.
+    fn multi_output(&self) -> bool {
+        false
+    }
 }
 
 /// A trained model, written as plain Rust.

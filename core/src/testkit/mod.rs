@@ -193,6 +193,41 @@ pub fn check_learner(def: &PluginDef, learner: &str, params_json: &str) {
         check_case(def, learner, params_json, case);
     }
     check_determinism(def, learner, params_json, &cls);
+    check_several_targets(def, learner, params_json, &reg);
+}
+
+/// Two regression targets: a learner that declares
+/// [`multi_output`](crate::plugin::LearnerImpl::multi_output) returns two
+/// values per row; any other is refused with an input error before it
+/// runs.
+fn check_several_targets(def: &PluginDef, learner: &str, params_json: &str, case: &Case) {
+    let y: Vec<f32> = case.y.iter().flat_map(|&t| [t, -t]).collect();
+    let mut data = case.data();
+    data.y = RSlice::from_slice(&y);
+    data.task = Task::regression_targets(2);
+    let l = create(def, learner, params_json);
+    match l.fit(NullContext::default().as_ref(), data).into_result() {
+        Ok(model) => {
+            let pred = predict(&model, case.matrix())
+                .unwrap_or_else(|e| panic!("testkit: two targets: predict: {e}"));
+            assert_eq!(
+                pred.len(),
+                2 * case.rows,
+                "testkit: two targets: two values per row"
+            );
+        }
+        Err(e) => {
+            assert_eq!(
+                e.kind,
+                ErrorKind::INVALID_INPUT,
+                "testkit: two targets: {e}"
+            );
+            assert!(
+                e.message.contains("one regression target"),
+                "testkit: two targets: {e}"
+            );
+        }
+    }
 }
 
 fn check_params(def: &PluginDef, learner: &str) {

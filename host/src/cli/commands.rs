@@ -188,7 +188,7 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
     let spec = TrainSpec {
         learner: &a.learner,
         params: params.to_json(),
-        target: &a.target,
+        targets: &a.target,
         task: a.task.into(),
         weight: a.weight.as_deref(),
         valid: valid.as_ref(),
@@ -211,7 +211,9 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
     };
     let model_bytes = trained.artifact.write(&a.out)?;
 
-    let task = if h.classes.is_empty() {
+    let task = if h.classes.is_empty() && h.targets.len() > 1 {
+        format!("regression, {} targets", h.targets.len())
+    } else if h.classes.is_empty() {
         "regression".to_string()
     } else {
         format!("classification, {} classes", h.classes.len())
@@ -309,7 +311,19 @@ pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
     let predict_seconds = start.elapsed().as_secs_f64();
 
     let mut csv = String::with_capacity(pred.len() * 8);
-    csv.push_str("prediction");
+    // One value per row, or one per target of a multi-output regression
+    // (`prediction_<target>` columns).
+    let targets = model.header.target_names();
+    let per_row = model.values_per_row();
+    if per_row == 1 {
+        csv.push_str("prediction");
+    } else {
+        let cols: Vec<String> = targets
+            .iter()
+            .map(|t| csv_field(&format!("prediction_{t}")))
+            .collect();
+        csv.push_str(&cols.join(","));
+    }
     if proba.is_some() {
         for c in &model.header.classes {
             let _ = write!(csv, ",{}", csv_field(&format!("proba_{c}")));
@@ -317,8 +331,9 @@ pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
     }
     csv.push('\n');
     let k = model.header.classes.len();
-    for (i, &p) in pred.iter().enumerate() {
-        csv.push_str(&csv_field(&model.label(p)));
+    for (i, row) in pred.chunks(per_row).enumerate() {
+        let cells: Vec<String> = row.iter().map(|&p| csv_field(&model.label(p))).collect();
+        csv.push_str(&cells.join(","));
         if let Some(pr) = &proba {
             for v in &pr.data[i * k..(i + 1) * k] {
                 let _ = write!(csv, ",{v}");
@@ -433,7 +448,7 @@ pub fn inspect(env: &Env, a: InspectArgs) -> anyhow::Result<()> {
     if !h.classes.is_empty() {
         outln!("classes     {}", h.classes.join(", "));
     }
-    outln!("target      {}", h.target);
+    outln!("target      {}", h.target_names().join(", "));
     outln!(
         "features    {} ({})",
         h.features.len(),

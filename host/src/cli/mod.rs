@@ -80,9 +80,10 @@ struct TrainArgs {
     /// Training data (CSV with a header row).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
-    /// Name of the target column; every other column is a feature.
-    #[arg(long, value_name = "COL")]
-    target: String,
+    /// Name of the target column; every other column is a feature. Repeat
+    /// it for a multi-output regression (learners that support one: mlp).
+    #[arg(long, value_name = "COL", required = true)]
+    target: Vec<String>,
     /// One learner parameter; VALUE is a TOML value, dotted keys reach nested tables.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -161,9 +162,10 @@ struct EvalArgs {
     /// Labelled data (CSV).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
-    /// The column holding the truth.
-    #[arg(long, value_name = "COL")]
-    target: String,
+    /// The column holding the truth (repeat it for each target of a
+    /// multi-output regression model).
+    #[arg(long, value_name = "COL", required = true)]
+    target: Vec<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,

@@ -144,6 +144,76 @@ impl Table {
         })
     }
 
+    /// Reads the target columns `names`: one as [`Table::target`] reads
+    /// it, several as the values of a multi-output regression, row-major
+    /// (`rows x names.len()`).
+    ///
+    /// # Errors
+    /// No name, a name given twice, classification asked of several
+    /// columns, or a column [`Table::target_like`] refuses.
+    pub fn targets(&self, names: &[String], hint: TaskHint) -> Result<Target, DataError> {
+        let bad = |column: &str, what: String| DataError::BadTarget {
+            path: self.path.clone(),
+            column: column.to_string(),
+            what,
+        };
+        match names {
+            [] => return Err(bad("", "no target column was named".into())),
+            [one] => return self.target(one, hint),
+            _ => {}
+        }
+        if let Some((i, n)) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+        {
+            return Err(bad(
+                n,
+                format!("it is named twice (target {} of {})", i + 1, names.len()),
+            ));
+        }
+        if hint == TaskHint::Classification {
+            return Err(bad(
+                &names[0],
+                format!(
+                    "{} target columns make a multi-output regression; classification takes \
+                     one target",
+                    names.len()
+                ),
+            ));
+        }
+        Ok(Target {
+            task: Task::regression_targets(names.len() as u32),
+            classes: Vec::new(),
+            y: self.values_of(names)?,
+        })
+    }
+
+    /// The numeric columns `names`, row-major, for several regression
+    /// targets.
+    ///
+    /// # Errors
+    /// As [`Table::target_like`] for regression, or a value that is not
+    /// finite.
+    pub fn values_of(&self, names: &[String]) -> Result<Vec<f32>, DataError> {
+        let k = names.len();
+        let mut y = vec![0.0f32; self.n_rows() * k];
+        for (j, name) in names.iter().enumerate() {
+            let col = self.target_like(name, &[])?;
+            if let Some(r) = col.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::BadTarget {
+                    path: self.path.clone(),
+                    column: name.clone(),
+                    what: format!("value on line {} is not finite", self.line(r)),
+                });
+            }
+            for (r, v) in col.into_iter().enumerate() {
+                y[r * k + j] = v;
+            }
+        }
+        Ok(y)
+    }
+
     /// Encodes the target column against a trained model's classes (or as
     /// values, for regression), for evaluation.
     ///

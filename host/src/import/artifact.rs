@@ -81,6 +81,7 @@ pub fn artifact(
             .to_string(),
             classes,
             target: origin.target.to_string(),
+            targets: Vec::new(),
             features: imported.feature_names,
             payload_len: payload.len() as u64,
             payload_crc32: crc32(&payload),

@@ -46,6 +46,10 @@ impl LearnerImpl for MlpLearner {
     ) -> Result<Box<dyn ModelImpl>, PluginError> {
         Ok(Box::new(train::fit(&self.cfg, ctx, data)?))
     }
+
+    fn multi_output(&self) -> bool {
+        true
+    }
 }
 
 /// The plugin's definition: `mlp`.

@@ -141,7 +141,7 @@ impl MlpModel {
         let task = if ir.n_classes > 0 {
             Task::classification(ir.n_classes)
         } else {
-            Task::regression()
+            Task::regression_targets(ir.n_outputs() as u32)
         };
         let expect = match ir.n_classes {
             0 => ir.n_outputs(),
@@ -154,11 +154,6 @@ impl MlpModel {
                 net.n_outputs(),
                 ir.n_classes
             )));
-        }
-        if ir.n_classes == 0 && net.n_outputs() != 1 {
-            return Err(PluginError::unsupported(
-                "dense network: the mlp plugin predicts one regression target",
-            ));
         }
         Ok(Self::new(
             net,

@@ -67,6 +67,16 @@ impl Loss {
     pub fn outputs(self, task: Task) -> usize {
         match self {
             Self::Softmax => task.n_classes as usize,
+            Self::Binary => 1,
+            Self::Squared => task.n_targets(),
+        }
+    }
+
+    /// Target values per row: the outputs for regression, one class
+    /// index for classification.
+    pub fn target_width(self, outputs: usize) -> usize {
+        match self {
+            Self::Squared => outputs,
             _ => 1,
         }
     }
@@ -81,16 +91,21 @@ impl Loss {
     }
 
     /// Writes the output layer's deltas (`out - target`, times the row
-    /// weight) into `d` and returns the weighted sum of the rows' losses.
-    pub fn delta(self, out: &[f32], y: &[f32], w: Option<&[f32]>, d: &mut [f32]) -> f64 {
-        let k = out.len() / y.len().max(1);
+    /// weight) into `d` (`k` outputs per row) and returns the weighted sum
+    /// of the rows' losses. A row's squared loss is half the sum of its
+    /// outputs' squared errors, whose gradient the deltas are. (With one
+    /// output that is scikit-learn's loss; with several, scikit-learn
+    /// reports the mean over outputs but steps along the same deltas.)
+    pub fn delta(self, out: &[f32], y: &[f32], w: Option<&[f32]>, d: &mut [f32], k: usize) -> f64 {
+        let yw = self.target_width(k);
         let mut total = 0.0;
-        for (i, (&t, (o, d))) in y
-            .iter()
+        for (i, (ty, (o, d))) in y
+            .chunks_exact(yw)
             .zip(out.chunks_exact(k).zip(d.chunks_exact_mut(k)))
             .enumerate()
         {
             let wi = w.map_or(1.0, |w| w[i]);
+            let t = ty[0];
             let loss = match self {
                 Self::Binary => {
                     let p = f64::from(o[0]).clamp(EPS, 1.0 - EPS);
@@ -106,9 +121,13 @@ impl Loss {
                     -f64::from(o[c]).clamp(EPS, 1.0).ln()
                 }
                 Self::Squared => {
-                    let e = o[0] - t;
-                    d[0] = e * wi;
-                    0.5 * f64::from(e) * f64::from(e)
+                    let mut sq = 0.0f64;
+                    for ((d, &o), &t) in d.iter_mut().zip(o).zip(ty) {
+                        let e = o - t;
+                        *d = e * wi;
+                        sq += f64::from(e) * f64::from(e);
+                    }
+                    0.5 * sq
                 }
             };
             total += loss * f64::from(wi);
@@ -130,7 +149,7 @@ struct Part {
 }
 
 impl Part {
-    fn new(net: &Net, weighted: bool) -> Self {
+    fn new(net: &Net, weighted: bool, target_width: usize) -> Self {
         let layers = |_| {
             net.widths[1..]
                 .iter()
@@ -140,7 +159,7 @@ impl Part {
         Self {
             rows: 0,
             x: vec![0.0; PART_ROWS * net.n_inputs()],
-            y: vec![0.0; PART_ROWS],
+            y: vec![0.0; PART_ROWS * target_width],
             w: weighted.then(|| vec![0.0; PART_ROWS]),
             acts: layers(()),
             deltas: layers(()),
@@ -155,7 +174,8 @@ impl Part {
         self.rows = idx.len();
         for (k, &r) in idx.iter().enumerate() {
             self.x[k * p..(k + 1) * p].copy_from_slice(&set.x[r * p..(r + 1) * p]);
-            self.y[k] = set.y[r];
+            let yw = set.yw;
+            self.y[k * yw..(k + 1) * yw].copy_from_slice(&set.y[r * yw..(r + 1) * yw]);
             if let (Some(w), Some(sw)) = (self.w.as_mut(), set.w) {
                 w[k] = sw[r];
             }
@@ -173,9 +193,10 @@ impl Part {
         let k = slots[last].outputs;
         self.loss = loss.delta(
             &self.acts[last][..rows * k],
-            &self.y[..rows],
+            &self.y[..rows * loss.target_width(k)],
             self.w.as_ref().map(|w| &w[..rows]),
             &mut self.deltas[last][..rows * k],
+            k,
         );
         for (l, s) in slots.iter().enumerate().rev() {
             let input = if l == 0 {
@@ -221,9 +242,17 @@ impl AsRef<[f32]> for Part {
 /// Rows to train or score on, already scaled.
 struct Set<'a> {
     x: &'a [f32],
+    /// Target values, `yw` per row.
     y: &'a [f32],
     w: Option<&'a [f32]>,
     cols: usize,
+    yw: usize,
+}
+
+impl Set<'_> {
+    fn rows(&self) -> usize {
+        self.y.len() / self.yw
+    }
 }
 
 /// Parameters per chunk of an optimiser step (chunks run in parallel).
@@ -389,19 +418,25 @@ fn update(r: Rule, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], decay
 }
 
 /// Splits `0..n` into training and held-out rows: `fraction` of every
-/// class held out for classification (at least one row of each class
-/// with two or more), `ceil(fraction * n)` rows otherwise.
+/// class held out for classification (`classes` holds the rows' class
+/// indices; at least one row of each class with two or more),
+/// `ceil(fraction * n)` rows otherwise.
 fn holdout(
-    y: &[f32],
-    n_classes: usize,
+    n: usize,
+    classes: Option<(&[f32], usize)>,
     fraction: f64,
     rng: &mut SplitMix,
 ) -> (Vec<usize>, Vec<usize>) {
+    let n_classes = classes.map_or(0, |c| c.1);
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n_classes.max(1)];
-    for (i, &c) in y.iter().enumerate() {
-        groups[if n_classes > 0 { c as usize } else { 0 }].push(i);
+    match classes {
+        Some((y, _)) => y
+            .iter()
+            .enumerate()
+            .for_each(|(i, &c)| groups[c as usize].push(i)),
+        None => groups[0].extend(0..n),
     }
-    let mut held = vec![false; y.len()];
+    let mut held = vec![false; n];
     for g in &mut groups {
         shuffle(g, rng);
         let k = if n_classes > 0 {
@@ -415,7 +450,7 @@ fn holdout(
         };
         g[..k].iter().for_each(|&i| held[i] = true);
     }
-    (0..y.len()).partition(|&i| !held[i])
+    (0..n).partition(|&i| !held[i])
 }
 
 /// Fisher-Yates.
@@ -427,32 +462,49 @@ fn shuffle(v: &mut [usize], rng: &mut SplitMix) {
 
 /// The score scikit-learn's `score` gives: accuracy for classifiers, R²
 /// for regressors.
+/// for regressors (the mean over the outputs, scikit-learn's
+/// `uniform_average`).
 fn score(net: &Net, set: &Set<'_>, loss: Loss, acts: &mut [Vec<f32>]) -> f64 {
-    let p = set.cols;
-    let n = set.y.len();
+    let (p, yw) = (set.cols, set.yw);
+    let n = set.rows();
     let k = net.n_outputs();
     let last = acts.len() - 1;
-    let mean = set.y.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
-    let (mut hits, mut sse, mut sst) = (0usize, 0.0f64, 0.0f64);
+    let mut mean = vec![0.0f64; yw];
+    for t in set.y.chunks_exact(yw) {
+        mean.iter_mut()
+            .zip(t)
+            .for_each(|(m, &t)| *m += f64::from(t));
+    }
+    mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+    let mut hits = 0usize;
+    let (mut sse, mut sst) = (vec![0.0f64; yw], vec![0.0f64; yw]);
     for (b, xb) in set.x.chunks(SCORE_ROWS * p).enumerate() {
         let rows = xb.len() / p;
         net.forward(xb, rows, acts);
         let out = &acts[last][..rows * k];
         for (i, o) in out.chunks_exact(k).enumerate() {
-            let t = set.y[b * SCORE_ROWS + i];
+            let r = b * SCORE_ROWS + i;
+            let ty = &set.y[r * yw..(r + 1) * yw];
             match loss {
-                Loss::Binary => hits += usize::from((o[0] > 0.5) == (t > 0.5)),
-                Loss::Softmax => hits += usize::from(argmax(o) == t as usize),
+                Loss::Binary => hits += usize::from((o[0] > 0.5) == (ty[0] > 0.5)),
+                Loss::Softmax => hits += usize::from(argmax(o) == ty[0] as usize),
                 Loss::Squared => {
-                    sse += (f64::from(o[0]) - f64::from(t)).powi(2);
-                    sst += (f64::from(t) - mean).powi(2);
+                    for j in 0..yw {
+                        sse[j] += (f64::from(o[j]) - f64::from(ty[j])).powi(2);
+                        sst[j] += (f64::from(ty[j]) - mean[j]).powi(2);
+                    }
                 }
             }
         }
     }
     match loss {
-        Loss::Squared if sst > 0.0 => 1.0 - sse / sst,
-        Loss::Squared => 0.0,
+        Loss::Squared => {
+            let r2 = sse
+                .iter()
+                .zip(&sst)
+                .map(|(e, t)| if *t > 0.0 { 1.0 - e / t } else { 0.0 });
+            r2.sum::<f64>() / yw as f64
+        }
         _ => hits as f64 / n.max(1) as f64,
     }
 }
@@ -510,11 +562,11 @@ fn train(
 
     // Validation rows: --valid when given, else a held-out share of the
     // training rows when stopping early.
-    let n_classes = if task.is_classification() {
-        task.n_classes as usize
-    } else {
-        0
-    };
+    let outputs = loss.outputs(task);
+    let yw = loss.target_width(outputs);
+    let classes = task
+        .is_classification()
+        .then_some((y, task.n_classes as usize));
     let mut train_rows: Vec<usize> = (0..n).collect();
     let mut held: Option<(Vec<f32>, Vec<f32>)> = None;
     let mut valid_source = "";
@@ -525,7 +577,7 @@ fn train(
         held = Some((vx, v.y.to_vec()));
         valid_source = "valid";
     } else if cfg.early_stopping {
-        let (t, h) = holdout(y, n_classes, cfg.validation_fraction, &mut rng);
+        let (t, h) = holdout(n, classes, cfg.validation_fraction, &mut rng);
         if h.is_empty() || t.is_empty() {
             return Err(PluginError::input(format!(
                 "mlp: early_stopping needs rows to hold out; {n} rows with \
@@ -538,7 +590,12 @@ fn train(
             .flat_map(|&r| &x[r * p..(r + 1) * p])
             .copied()
             .collect();
-        held = Some((vx, h.iter().map(|&r| y[r]).collect()));
+        let vy = h
+            .iter()
+            .flat_map(|&r| &y[r * yw..(r + 1) * yw])
+            .copied()
+            .collect();
+        held = Some((vx, vy));
         train_rows = t;
         valid_source = "split";
     }
@@ -547,17 +604,19 @@ fn train(
         y: vy,
         w: None,
         cols: p,
+        yw,
     });
     let set = Set {
         x: &x,
         y,
         w: weights.as_deref(),
         cols: p,
+        yw,
     };
 
     let mut widths = vec![p];
     widths.extend_from_slice(&cfg.hidden);
-    widths.push(loss.outputs(task));
+    widths.push(outputs);
     let mut net = Net::init(widths, cfg.activation, loss.activation(), &mut rng);
     let n_train = train_rows.len();
     let batch = cfg.batch_size.unwrap_or(200).clamp(1, n_train);
@@ -573,7 +632,7 @@ fn train(
     }
     let max_parts = batch.div_ceil(PART_ROWS);
     let mut parts: Vec<Part> = (0..max_parts)
-        .map(|_| Part::new(&net, weights.is_some()))
+        .map(|_| Part::new(&net, weights.is_some(), yw))
         .collect();
     let mut wt = vec![0.0f32; net.params.len()];
     let mut opt = Optimizer::new(cfg.solver, cfg.learning_rate_init, &net, cfg.alpha);

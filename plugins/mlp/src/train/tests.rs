@@ -20,14 +20,16 @@ fn problem(hidden: Activation, loss: Loss, seed: u64) -> (Net, Vec<f32>, Vec<f32
     let mut rng = SplitMix::new(seed);
     let k = match loss {
         Loss::Softmax => 3,
-        _ => 1,
+        Loss::Binary => 1,
+        // Two regression targets: the squared loss's mean over outputs.
+        Loss::Squared => 2,
     };
     let net = Net::init(vec![3, 4, 3, k], hidden, loss.activation(), &mut rng);
     let rows = 5;
     let x: Vec<f32> = (0..rows * 3)
         .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
         .collect();
-    let y: Vec<f32> = (0..rows)
+    let y: Vec<f32> = (0..rows * loss.target_width(k))
         .map(|_| match loss {
             Loss::Softmax => rng.below(3) as f32,
             Loss::Binary => rng.below(2) as f32,
@@ -54,9 +56,10 @@ fn gradient(net: &Net, x: &[f32], y: &[f32], w: &[f32], loss: Loss) -> (Vec<f32>
         y,
         w: Some(w),
         cols: 3,
+        yw: loss.target_width(net.n_outputs()),
     };
-    let mut part = Part::new(net, true);
-    part.gather(&set, &(0..y.len()).collect::<Vec<_>>());
+    let mut part = Part::new(net, true, set.yw);
+    part.gather(&set, &(0..set.rows()).collect::<Vec<_>>());
     part.gradient(net, &wt, loss);
     (part.grad, part.loss)
 }
@@ -107,7 +110,7 @@ fn the_l2_penalty_enters_the_step_as_its_gradient() {
             .flat_map(|s| n.params[s.weights.clone()].iter())
             .map(|&v| f64::from(v) * f64::from(v))
             .sum();
-        (gradient(n, &x, &y, &w, Loss::Squared).1 + 0.5 * alpha * sq) / y.len() as f64
+        (gradient(n, &x, &y, &w, Loss::Squared).1 + 0.5 * alpha * sq) / w.len() as f64
     };
     let (grad, _) = gradient(&net, &x, &y, &w, Loss::Squared);
     let mut stepped = net.clone();
@@ -115,7 +118,7 @@ fn the_l2_penalty_enters_the_step_as_its_gradient() {
         momentum: 0.0,
         nesterov: false,
     };
-    Optimizer::new(sgd, 1.0, &net, alpha).step(&mut stepped.params, &[grad], y.len(), false);
+    Optimizer::new(sgd, 1.0, &net, alpha).step(&mut stepped.params, &[grad], w.len(), false);
     for j in 0..net.params.len() {
         let h = 1e-2;
         let (mut plus, mut minus) = (net.clone(), net.clone());
@@ -140,7 +143,7 @@ fn adam_first_step_moves_every_parameter_by_the_step_size() {
         beta_2: 0.999,
         epsilon: 1e-8,
     };
-    Optimizer::new(adam, 0.01, &net, 0.0).step(&mut stepped.params, &[&grad], y.len(), false);
+    Optimizer::new(adam, 0.01, &net, 0.0).step(&mut stepped.params, &[&grad], w.len(), false);
     for j in 0..net.params.len() {
         let moved = stepped.params[j] - net.params[j];
         if grad[j].abs() > 1e-4 {
@@ -320,4 +323,34 @@ fn validation_data_scores_every_epoch() {
     assert_eq!(h.valid_source, "valid");
     assert_eq!(h.validation_scores.len(), 30);
     assert!(h.validation_scores[29] > h.validation_scores[0]);
+}
+
+#[test]
+fn several_regression_targets_train_together() {
+    // Two targets of the same inputs: a linear one and a bent one.
+    let base = testkit::regression(1200, 3, 4);
+    let y: Vec<f32> = base
+        .x
+        .chunks_exact(3)
+        .zip(&base.y)
+        .flat_map(|(x, &t)| [t, (x[0] * x[1]).abs() + x[2]])
+        .collect();
+    let mut data = base.data();
+    data.y = RSlice::from_slice(&y);
+    data.task = Task::regression_targets(2);
+    let json = r#"{"hidden_layer_sizes": [32], "max_iter": 150, "learning_rate_init": 0.01,
+                   "random_state": 1, "early_stopping": true}"#;
+    let ctx = NullContext { threads: 2 };
+    let m = fit(&config(json), &ctx.as_ref(), &data).unwrap();
+    assert_eq!(m.task(), Task::regression_targets(2));
+    let pred = m.predict(&ctx.as_ref(), base.matrix()).unwrap();
+    assert_eq!(pred.len(), 2 * base.rows);
+    for j in 0..2 {
+        let p: Vec<f32> = pred.iter().skip(j).step_by(2).copied().collect();
+        let t: Vec<f32> = y.iter().skip(j).step_by(2).copied().collect();
+        let r2 = testkit::r2(&p, &t);
+        assert!(r2 > 0.9, "target {j}: R² {r2}");
+    }
+    let back = MlpModel::from_bytes(&m.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.predict(&ctx.as_ref(), base.matrix()).unwrap(), pred);
 }
