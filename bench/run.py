@@ -9,6 +9,7 @@ Usage (from anywhere; paths are relative to the repository root):
     python3 bench/run.py --higgs-rows 200000 --only random_forest
     python3 bench/run.py --only iris,digits --threads 1
     python3 bench/run.py --only gradient_boosting,adaboost --adaboost-rows 200000
+    python3 bench/run.py --only mlp       # tessera's mlp vs scikit-learn's MLP
 
 See bench/README.md for what is measured and how. The script needs Python 3.9+
 and installs scikit-learn, numpy and pandas (and lightgbm, xgboost for the
@@ -62,6 +63,7 @@ MODEL_ALIASES = {
     "decision_tree": {"decision_tree", "dt", "tree"},
     "gradient_boosting": {"gradient_boosting", "gbdt", "gb", "boosting"},
     "adaboost": {"adaboost", "ada", "boosting"},
+    "mlp": {"mlp", "nn"},
 }
 
 # Peer libraries: key -> display name. Every case names its peers.
@@ -69,6 +71,7 @@ PEERS = {"sklearn": "scikit-learn", "lightgbm": "LightGBM", "xgboost": "XGBoost"
 # Peer key -> (module to import, PyPI package) for the ones beyond scikit-learn.
 PEER_PACKAGES = {"lightgbm": ("lightgbm", "lightgbm"), "xgboost": ("xgboost", "xgboost")}
 BOOSTING_MODELS = {"gradient_boosting", "adaboost"}
+MLP_MODELS = {"mlp"}
 
 # tessera's gradient_boosting parameters (scikit-learn's
 # HistGradientBoosting names); every peer gets the same values under its own
@@ -79,6 +82,20 @@ GBDT_PARAMS = {"n_estimators": 200, "learning_rate": 0.1, "max_leaf_nodes": 31,
                "min_samples_leaf": 20, "l2_regularization": 0.0, "max_bins": 255,
                "early_stopping": False, "subsample": 1.0, "max_features": 1.0}
 ADABOOST_PARAMS = {"n_estimators": 100, "learning_rate": 1.0}
+
+# tessera's mlp parameters (scikit-learn's MLPClassifier/MLPRegressor names);
+# scikit-learn gets the same values under the same names, in
+# make_pipeline(StandardScaler(), MLP...) (tessera standardizes its inputs
+# itself: its `standardize` defaults to true). A fixed number of epochs on
+# both sides: tol 0 and n_iter_no_change above max_iter, so neither stops
+# before max_iter; no early stopping (no validation split).
+MLP_PARAMS = {"hidden_layer_sizes": [128, 64], "activation": "relu", "solver": "adam",
+              "learning_rate_init": 0.001, "alpha": 0.0001, "batch_size": 200,
+              "max_iter": 200, "tol": 0.0, "n_iter_no_change": 1000,
+              "early_stopping": False, "shuffle": True}
+# Epochs (max_iter) per dataset: 200 on the small sets, 20 on the synthetic ones.
+MLP_EPOCHS = {"digits": 200, "breast_cancer": 200, "wine": 200, "diabetes": 200,
+              "multiclass": 20, "friedman": 20}
 
 
 # --------------------------------------------------------------------------
@@ -110,6 +127,10 @@ class Case:
     def boosting(self) -> bool:
         return self.model in BOOSTING_MODELS
 
+    @property
+    def mlp(self) -> bool:
+        return self.model in MLP_MODELS
+
 
 def make_case(model: str, dataset: str, params: dict[str, Any],
               metrics: Optional[list[str]] = None, peers: Optional[list[str]] = None) -> Case:
@@ -139,11 +160,14 @@ def all_cases(quick: bool) -> list[Case]:
                            ["rmse", "r2"], gb_peers))
     cases.append(make_case("adaboost", "higgs_like", ADABOOST_PARAMS,
                            ["accuracy", "roc_auc"], ["sklearn"]))
+    # MLP: the same cases with --quick (the synthetic sets at --small sizes).
+    for ds, epochs in MLP_EPOCHS.items():
+        cases.append(make_case("mlp", ds, dict(MLP_PARAMS, max_iter=epochs)))
     return cases
 
 
 # --------------------------------------------------------------------------
-# Targets (the boosting issue's): tessera against one peer on one case.
+# Targets (the boosting and MLP issues'): tessera against one peer on one case.
 # --------------------------------------------------------------------------
 
 @dataclass
@@ -152,11 +176,17 @@ class Target:
     metric: str
     tolerance: float           # how much worse tessera's metric may be
     relative: bool             # tolerance as a fraction of the peer's value (RMSE)
-    max_fit_ratio: float       # tessera fit time / peer fit time
+    max_fit_ratio: Optional[float]   # tessera fit time / peer fit time (None: no fit target)
     text: str                  # the target in words
+    # Batch prediction: tessera's rows/s / the peer's, at least this (None: no target).
+    min_batch_speedup: Optional[float] = None
+    # tessera's median single-row latency (in-process, µs), at most this.
+    max_latency_us: Optional[float] = None
 
-    def check(self, t: "Side", p: "Side") -> tuple[Optional[bool], str]:
-        """(met?, details); met is None when a figure is missing."""
+    def check(self, t: "Side", p: "Side",
+              test_rows: Optional[int] = None) -> tuple[Optional[bool], str]:
+        """(met?, details); met is None when a figure is missing.
+        `test_rows` (the test file's rows) turns batch times into rows/s."""
         tv, pv = t.metrics.get(self.metric), p.metrics.get(self.metric)
         parts, ok = [], True
         if tv is None or pv is None:
@@ -170,7 +200,9 @@ class Target:
             ok = ok and m_ok
             parts.append(f"{METRIC_NAMES[self.metric]} {metric_fmt(tv)} vs {metric_fmt(pv)} "
                          f"({metric_diff(self.metric, tv, pv)}): {'yes' if m_ok else 'NO'}")
-        if t.fit_s is None or p.fit_s is None or p.fit_s <= 0:
+        if self.max_fit_ratio is None:
+            pass
+        elif t.fit_s is None or p.fit_s is None or p.fit_s <= 0:
             parts.append("fit n/a")
             ok = None
         else:
@@ -180,6 +212,31 @@ class Target:
             parts.append(f"fit {sig(t.fit_s)} s vs {sig(p.fit_s)} s "
                          f"({sig(r, 2)}×, needs ≤ {self.max_fit_ratio:g}×): "
                          f"{'yes' if f_ok else 'NO'}")
+        if self.min_batch_speedup is None:
+            pass
+        elif not t.batch_s or not p.batch_s:
+            parts.append("batch predict n/a")
+            ok = None
+        else:
+            r = p.batch_s / t.batch_s   # = tessera's rows/s / the peer's
+            b_ok = r >= self.min_batch_speedup
+            ok = None if ok is None else (ok and b_ok)
+            if test_rows:
+                figs = (f"{sig(test_rows / t.batch_s)} vs {sig(test_rows / p.batch_s)} rows/s")
+            else:
+                figs = f"{sig(t.batch_s * 1e3)} vs {sig(p.batch_s * 1e3)} ms"
+            parts.append(f"batch predict {figs} ({sig(r, 2)}×, needs ≥ "
+                         f"{self.min_batch_speedup:g}×): {'yes' if b_ok else 'NO'}")
+        if self.max_latency_us is None:
+            pass
+        elif t.latency_us is None:
+            parts.append("1-row latency n/a")
+            ok = None
+        else:
+            l_ok = t.latency_us <= self.max_latency_us
+            ok = None if ok is None else (ok and l_ok)
+            parts.append(f"1-row latency {sig(t.latency_us)} µs (needs ≤ "
+                         f"{self.max_latency_us:g} µs): {'yes' if l_ok else 'NO'}")
         return ok, "; ".join(parts)
 
 
@@ -197,6 +254,30 @@ TARGETS = {
         "sklearn", "accuracy", 0.01, False, 0.2,
         "accuracy ≥ scikit-learn's − 1 point, fit time ≤ 0.2× scikit-learn's"),
 }
+# MLP against scikit-learn's MLP on every case: the metric (accuracy within
+# 0.5 points, R² within 0.01; "within" = not worse by more than), batch
+# prediction ≥ 3× scikit-learn's rows/s, tessera's single-row latency
+# ≤ 10 µs in-process; on multiclass also fit time ≤ 0.3× scikit-learn's.
+MLP_BATCH_SPEEDUP = 3.0
+MLP_LATENCY_US = 10.0
+MLP_FIT_RATIO = {"multiclass": 0.3}
+
+
+def mlp_target(dataset: str) -> Target:
+    fit = MLP_FIT_RATIO.get(dataset)
+    if dataset in REGRESSION_SETS:
+        metric, tol, words = "r2", 0.01, "R² ≥ scikit-learn's − 0.01"
+    else:
+        metric, tol, words = "accuracy", 0.005, "accuracy ≥ scikit-learn's − 0.5 points"
+    if fit is not None:
+        words += f", fit time ≤ {fit:g}× scikit-learn's"
+    words += (f", batch rows/s ≥ {MLP_BATCH_SPEEDUP:g}× scikit-learn's, "
+              f"1-row latency ≤ {MLP_LATENCY_US:g} µs")
+    return Target("sklearn", metric, tol, False, fit, words,
+                  min_batch_speedup=MLP_BATCH_SPEEDUP, max_latency_us=MLP_LATENCY_US)
+
+
+TARGETS.update({("mlp", ds): mlp_target(ds) for ds in MLP_EPOCHS})
 
 
 def select_cases(cases: list[Case], only: Optional[str]) -> list[Case]:
@@ -565,6 +646,19 @@ def peer_estimator(spec: dict, n_classes: int):
         raise ValueError(f"unknown peer {peer}")
     if peer != "sklearn":
         raise ValueError(f"no {peer} counterpart for {model}")
+    if model == "mlp":
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        if params.get("early_stopping", False) is not False:
+            raise ValueError("the benchmark runs every tool without early stopping")
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        # tessera standardizes the features itself (`standardize = true`,
+        # its default); scikit-learn's MLP does not, so a StandardScaler
+        # goes in front. Threads: BLAS only (no n_jobs), limited by
+        # OPENBLAS_NUM_THREADS / MKL_NUM_THREADS and threadpoolctl.
+        cls = MLPClassifier if clf else MLPRegressor
+        return make_pipeline(StandardScaler(), cls(random_state=seed, **params))
     from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, BaggingRegressor,
                                   RandomForestClassifier, RandomForestRegressor)
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -600,6 +694,31 @@ def set_n_jobs(est, n: int) -> None:
         est.set_params(n_jobs=n)
 
 
+def blas_limits(spec: dict):
+    """For the MLP (whose only threads are BLAS's): a context limiting the
+    BLAS pools to the case's thread count with threadpoolctl, when it is
+    installed (the worker's environment already sets OPENBLAS_NUM_THREADS
+    and MKL_NUM_THREADS). Other models: no change."""
+    import contextlib
+    if spec["model"] not in MLP_MODELS:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=spec["threads"], user_api="blas")
+
+
+def blas_pools() -> list[dict]:
+    """The BLAS libraries loaded and their thread counts (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: d.get(k) for k in ("internal_api", "version", "num_threads", "prefix")}
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
 def worker(spec_path: str) -> int:
     import pickle
     spec = json.loads(Path(spec_path).read_text())
@@ -622,6 +741,11 @@ def worker(spec_path: str) -> int:
         print(json.dumps(versions))
         return 0
     if spec["phase"] == "fit":
+        import warnings
+        from sklearn.exceptions import ConvergenceWarning
+        # The MLP runs a fixed number of epochs (tol 0): scikit-learn warns
+        # that it did not converge, as intended.
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
         t = time.perf_counter()
         X, y = load_xy(spec["train"], spec["target"], clf)
         res["load_seconds"] = time.perf_counter() - t
@@ -629,9 +753,13 @@ def worker(spec_path: str) -> int:
         n_classes = int(np.unique(y).size) if clf else 0
         est = peer_estimator(spec, n_classes)
         res["estimator"] = repr(est)
-        t = time.perf_counter()
-        est.fit(X, y)
-        res["fit_seconds"] = time.perf_counter() - t
+        with blas_limits(spec):
+            t = time.perf_counter()
+            est.fit(X, y)
+            res["fit_seconds"] = time.perf_counter() - t
+            if spec["model"] in MLP_MODELS:
+                res["blas"] = blas_pools()
+                res["n_iter"] = int(est[-1].n_iter_)
         import resource
         res["maxrss_after_fit_mb"] = _maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         # pickle.dump streams to the file; the bytes are those of
@@ -651,10 +779,11 @@ def worker(spec_path: str) -> int:
         X, y = load_xy(spec["test"], spec["target"], clf)
         set_n_jobs(est, spec["threads"])
         runs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            pred = est.predict(X)
-            runs.append(time.perf_counter() - t)
+        with blas_limits(spec):
+            for _ in range(3):
+                t = time.perf_counter()
+                pred = est.predict(X)
+                runs.append(time.perf_counter() - t)
         res["batch_runs_seconds"] = runs
         res["batch_seconds"] = min(runs)
         metrics: dict[str, float] = {}
@@ -714,6 +843,8 @@ def toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
+    if isinstance(v, (list, tuple)):  # a TOML array: hidden_layer_sizes=[128, 64]
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return json.dumps(str(v))  # a TOML basic string
 
 
@@ -778,9 +909,11 @@ def run_peer(case: Case, peer: str, train: Path, test: Path, work: Path, threads
     label = PEERS[peer]
     pkl = work / f"{peer}.pkl"
     pkl.unlink(missing_ok=True)
-    # OpenMP pools (HistGradientBoosting's, LightGBM's, XGBoost's) get the
-    # same thread count as n_jobs.
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    # OpenMP pools (HistGradientBoosting's, LightGBM's, XGBoost's) and BLAS
+    # pools (scikit-learn's MLP: OpenBLAS or MKL under numpy) get the same
+    # thread count as n_jobs.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
     if omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     base = {"model": case.model, "peer": peer, "task": case.task, "params": case.params,
@@ -887,7 +1020,7 @@ def forest_table(rows: list[dict]) -> list[str]:
 def peer_label(case: Case, peer: str) -> str:
     if peer == "sklearn":
         return ("scikit-learn HistGradientBoosting" if case.model == "gradient_boosting"
-                else "scikit-learn")
+                else "scikit-learn MLP" if case.mlp else "scikit-learn")
     if peer == "xgboost":
         return "XGBoost (hist)"
     return PEERS[peer]
@@ -909,7 +1042,7 @@ def target_check(r: dict, peer: str) -> Optional[tuple[Target, Optional[bool], s
     tg = TARGETS.get((c.model, c.dataset))
     if tg is None or tg.peer != peer or peer not in r["peers"]:
         return None
-    ok, details = tg.check(r["tessera"], r["peers"][peer])
+    ok, details = tg.check(r["tessera"], r["peers"][peer], r.get("test_rows"))
     return tg, ok, details
 
 
@@ -938,6 +1071,11 @@ def boosting_table(rows: list[dict]) -> list[str]:
                 f"| {cell(t.size_bytes, s.size_bytes, fmt=size_fmt)} "
                 f"| {cell(t.rss_mb, s.rss_mb)} "
                 f"| {verdict(chk[1]) if chk else ''} |")
+    return out + target_lines(rows)
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """One line per target below a table: the figures and the verdict."""
     lines = []
     for r in rows:
         c = r["case"]
@@ -956,9 +1094,42 @@ def boosting_table(rows: list[dict]) -> list[str]:
             size = (f" — measured at {r['train_rows']:,} training rows; "
                     f"the target is stated for {full:,}")
         lines.append(head + f"**{verdict(ok).strip('*')}** — {details}{size}")
-    if lines:
-        out += ["", "Targets:", "", *lines]
-    return out
+    return ["", "Targets:", "", *lines] if lines else []
+
+
+def rows_per_s(rows: Optional[int], seconds: Optional[float]) -> Optional[float]:
+    return rows / seconds if rows and seconds else None
+
+
+def mlp_table(rows: list[dict]) -> list[str]:
+    """tessera's mlp against scikit-learn's MLP (StandardScaler + MLP);
+    batch prediction as rows/s (higher is better), as its target is stated."""
+    out = ["Each cell: **tessera / scikit-learn (ratio tessera ÷ scikit-learn)**; "
+           "batch predict in rows/s (a ratio above 1 means tessera is faster there); "
+           "the metric cell gives tessera / scikit-learn (difference tessera − scikit-learn).",
+           "",
+           "| dataset | train rows | epochs | fit (s) | fit, whole process (s) "
+           "| batch predict (rows/s) | 1-row latency, median (µs) | metric "
+           "| model file | peak RSS, training (MB) | target |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for r in rows:
+        t, c = r["tessera"], r["case"]
+        s = r["peers"].get("sklearn")
+        if s is None:
+            continue
+        chk = target_check(r, "sklearn")
+        n = r.get("test_rows")
+        out.append(
+            f"| {c.dataset} | {r['train_rows']:,} | {c.params.get('max_iter', '?')} "
+            f"| {cell(t.fit_s, s.fit_s)} "
+            f"| {cell(t.fit_wall_s, s.fit_wall_s)} "
+            f"| {cell(rows_per_s(n, t.batch_s), rows_per_s(n, s.batch_s))} "
+            f"| {cell(t.latency_us, s.latency_us)} "
+            f"| {metric_cell(c, t, s)} "
+            f"| {cell(t.size_bytes, s.size_bytes, fmt=size_fmt)} "
+            f"| {cell(t.rss_mb, s.rss_mb)} "
+            f"| {verdict(chk[1]) if chk else ''} |")
+    return out + target_lines(rows)
 
 
 def target_json(r: dict) -> Optional[dict]:
@@ -974,13 +1145,19 @@ def target_json(r: dict) -> Optional[dict]:
 
 def markdown(rows: list[dict], header: str) -> str:
     out = [header]
-    forest = [r for r in rows if not r["case"].boosting]
+    forest = [r for r in rows if not r["case"].boosting and not r["case"].mlp]
     boosting = [r for r in rows if r["case"].boosting]
+    mlp = [r for r in rows if r["case"].mlp]
     if forest:
         out += ["", *forest_table(forest)]
     if boosting:
         out += ["", "Boosting: tessera against LightGBM, XGBoost and scikit-learn.", "",
                 *boosting_table(boosting)]
+    if mlp:
+        out += ["", "MLP: tessera's `mlp` against scikit-learn's "
+                    "`make_pipeline(StandardScaler(), MLPClassifier/MLPRegressor)`, "
+                    "same parameters, fixed epochs.", "",
+                *mlp_table(mlp)]
     notes = [f"- {r['case'].name}: tessera {r['tessera'].note}" for r in rows if r["tessera"].note]
     notes += [f"- {r['case'].name}: {PEERS[peer]} {s.note}"
               for r in rows for peer, s in r["peers"].items() if s.note]
@@ -1011,6 +1188,11 @@ def load_note(rows: list[dict]) -> str:
                  "and HistGradientBoosting, whose waiting threads spin by default) grew up "
                  "to 10× in our runs; rerun on a quiet machine (or with `--omp-passive`) "
                  "before comparing fit times.")
+        if any(r["case"].mlp for r in rows):
+            note += (" scikit-learn's MLP (OpenBLAS, whose threads also spin while they "
+                     "wait) fitted 4–13× slower with 2 threads than with 1 on a busy 2-core "
+                     "machine in our runs: its fit and batch figures from a busy machine are "
+                     "not comparisons.")
     return note
 
 
@@ -1051,7 +1233,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "threads and parameters.")
     ap.add_argument("--quick", action="store_true",
                     help="the synthetic sets with --small (higgs_like 80k, multiclass 16k, "
-                         "friedman 40k training rows) and only random_forest on the small sets")
+                         "friedman 40k training rows) and only random_forest and mlp on the "
+                         "small sets")
     ap.add_argument("--higgs-rows", type=int, metavar="N",
                     help="subsample higgs_like's training rows to N (seed 0)")
     ap.add_argument("--adaboost-rows", type=int, metavar="N",
@@ -1059,8 +1242,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "only (seed 0; overrides --higgs-rows there)")
     ap.add_argument("--only", metavar="CASES",
                     help="comma-separated datasets, models (random_forest, bagging, "
-                         "decision_tree, gradient_boosting, adaboost, boosting = both) "
-                         "or model:dataset pairs")
+                         "decision_tree, gradient_boosting, adaboost, boosting = both, "
+                         "mlp/nn) or model:dataset pairs")
     ap.add_argument("--peers", metavar="LIST", default=",".join(PEERS),
                     help="comma-separated peer libraries to run: sklearn, lightgbm, xgboost "
                          "(default all; each case runs those of its peers listed here)")
@@ -1070,7 +1253,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "shared with other work")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for every tool (tessera --threads, n_jobs, "
-                         "OMP_NUM_THREADS); default 2")
+                         "OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS); default 2")
     ap.add_argument("--datasets-script", default=DEFAULT_DATASETS_SCRIPT, metavar="PATH",
                     help="the dataset generator, relative to the repository root "
                          f"(default {DEFAULT_DATASETS_SCRIPT})")
@@ -1156,7 +1339,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         ps = {peer: run_peer(c, peer, train, test, work, args.threads, args.timeout,
                              args.omp_passive)
               for peer in c.peers}
-        rows.append({"case": c, "train_rows": n_train, "train": str(train), "test": str(test),
+        rows.append({"case": c, "train_rows": n_train, "test_rows": count_rows(test),
+                     "train": str(train), "test": str(test),
                      "tessera": t, "peers": ps, "load_before": load})
 
     elapsed = time.perf_counter() - started
@@ -1173,6 +1357,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 for p in ("lightgbm", "xgboost") if p in used_peers)
     if any(c.model == "adaboost" and "sklearn" in c.peers for c in cases):
         threads.append("scikit-learn's AdaBoost is single-threaded")
+    if any(c.mlp and "sklearn" in c.peers for c in cases):
+        blas = next((r["peers"]["sklearn"].extra.get("fit", {}).get("blas") for r in rows
+                     if r["case"].mlp and "sklearn" in r["peers"]
+                     and r["peers"]["sklearn"].extra.get("fit", {}).get("blas")), None)
+        used = ""
+        if blas:
+            used = " (" + ", ".join(sorted({f"{b['internal_api']} {b.get('version') or '?'} "
+                                           f"with {b['num_threads']} threads"
+                                           for b in blas})) + ")"
+        threads.append(f"scikit-learn's MLP has no `n_jobs`: its BLAS{used} gets "
+                       f"`OPENBLAS_NUM_THREADS={n}`, `MKL_NUM_THREADS={n}` and "
+                       f"threadpoolctl's limit {n}")
     if args.omp_passive:
         threads.append("the peers with `OMP_WAIT_POLICY=PASSIVE`")
     header = (f"**Machine:** {machine_line()}. **Threads:** {n} "
@@ -1197,6 +1393,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                    "params": r["case"].params, "metric": r["case"].metric,
                    "metrics": r["case"].metrics,
                    "train": r["train"], "test": r["test"], "train_rows": r["train_rows"],
+                   "test_rows": r["test_rows"],
                    "tessera": vars(r["tessera"]),
                    "sklearn": vars(r["peers"]["sklearn"]) if "sklearn" in r["peers"] else None,
                    "peers": {k: vars(v) for k, v in r["peers"].items()},
