@@ -1,5 +1,8 @@
-//! Threads: a pool per call within the host's budget, and child contexts
-//! that share a parent's budget.
+//! Threads: a pool per call within the host's budget, kept pools for
+//! leaf work (batch prediction), and child contexts that share a parent's
+//! budget.
+
+use std::sync::{Arc, Mutex};
 
 use abi_stable::{
     RRef,
@@ -34,11 +37,50 @@ pub fn with_thread_budget<R: Send>(
     Ok(pool.install(f))
 }
 
+/// Most pools [`row_pool`] keeps (one per thread count asked for).
+const ROW_POOLS: usize = 8;
+
+/// A pool of `threads` threads for leaf work, kept for the process's life
+/// and shared by every call of this plugin that asks for that many
+/// threads: a batch prediction then starts no threads, and what its
+/// workers keep in thread-locals (scratch buffers) survives from call to
+/// call. Sharing is deadlock-free because leaf work never waits on
+/// anything: see [`for_row_blocks`]. Past [`ROW_POOLS`] sizes a fresh pool
+/// is built and dropped after the call.
+fn row_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, PluginError> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let build = || {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("tessera-rows-{i}"))
+            .build()
+            .map(Arc::new)
+            .map_err(|e| {
+                PluginError::internal(format!("cannot start {threads} worker threads: {e}"))
+            })
+    };
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return Ok(Arc::clone(p));
+    }
+    let pool = build()?;
+    if pools.len() < ROW_POOLS {
+        pools.push((threads, Arc::clone(&pool)));
+    }
+    Ok(pool)
+}
+
 /// Runs `f` on blocks of `chunk_rows` rows of the row-major `x` (`cols`
 /// values per row) and the matching blocks of `out` (`width` values per
 /// row), checking for cancellation before each block: in parallel within
 /// the context's thread budget, or inline when the budget is one thread or
 /// the rows fit in one block. The batch-prediction loop of a model.
+///
+/// The blocks run on a pool kept between calls (no thread start per
+/// call). That is safe because `f` is leaf work: it computes on its block
+/// and must not call other models or plugins (a meta-model that asks its
+/// members uses [`with_thread_budget`], whose pools are private to the
+/// call).
 ///
 /// # Errors
 /// Cancellation, or no threads.
@@ -67,11 +109,11 @@ pub fn for_row_blocks<T: Send>(
             .zip(out.chunks_mut(chunk_rows * width.max(1)))
             .try_for_each(run)
     } else {
-        with_thread_budget(threads, || {
+        row_pool(threads)?.install(|| {
             x.par_chunks(chunk_rows * cols.max(1))
                 .zip(out.par_chunks_mut(chunk_rows * width.max(1)))
                 .try_for_each(run)
-        })?
+        })
     }
 }
 
