@@ -67,12 +67,30 @@ impl<'a> Lhs<'a> {
     }
 }
 
-/// `c = a·b` (or `c += a·b` with `accumulate`), `b` row-major
-/// `a.cols x n`, `c` row-major `a.rows x n`.
+/// What a product does with `C`.
+#[derive(Clone, Copy, Debug)]
+pub enum Out<'a> {
+    /// `C = A·B`.
+    Set,
+    /// `C += A·B`.
+    Add,
+    /// `C = A·B + bias` (one bias per column), then `max(0, ·)` when
+    /// `relu`: a dense layer's affine part and ReLU, fused into the
+    /// product's last step.
+    Bias {
+        /// One value per column of `C`.
+        bias: &'a [f32],
+        /// Clamp at zero afterwards.
+        relu: bool,
+    },
+}
+
+/// `C = A·B` (or as `out` says), `b` row-major `a.cols x n`, `c` row-major
+/// `a.rows x n`.
 ///
 /// # Panics
 /// Sizes that do not match.
-pub fn matmul(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], accumulate: bool) {
+pub fn matmul(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], out: Out<'_>) {
     let (m, k) = (a.rows, a.cols);
     assert!(
         b.len() >= k * n,
@@ -80,49 +98,54 @@ pub fn matmul(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], accumulate: bool) 
         b.len()
     );
     assert_eq!(c.len(), m * n, "output size");
+    if let Out::Bias { bias, .. } = out {
+        assert_eq!(bias.len(), n, "one bias per column");
+    }
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if k > 0 && avx2::available() {
         // SAFETY: the checks above and in `Lhs::strided` bound every index
         // the kernel forms: `a` up to `(m-1)*rs + (k-1)*cs`, `b` below
-        // `k*n`, `c` below `m*n`; the CPU has AVX2 and FMA.
+        // `k*n`, `c` below `m*n`, the bias below `n`; the CPU has AVX2 and
+        // FMA.
         unsafe {
             avx2::matmul(
-                a.data.as_ptr(),
-                a.rs,
-                a.cs,
+                avx2::Args {
+                    a: a.data.as_ptr(),
+                    rs: a.rs,
+                    cs: a.cs,
+                    k,
+                    b: b.as_ptr(),
+                    n,
+                },
                 m,
-                k,
-                b.as_ptr(),
-                n,
                 c.as_mut_ptr(),
-                accumulate,
+                out,
             )
         };
         return;
     }
-    plain(a, b, n, c, accumulate);
+    plain(a, b, n, c, out);
 }
 
 /// The portable product.
-fn plain(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], accumulate: bool) {
+fn plain(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], out: Out<'_>) {
     for (i, ci) in c.chunks_exact_mut(n).enumerate() {
-        if !accumulate {
-            ci.fill(0.0);
+        match out {
+            Out::Set => ci.fill(0.0),
+            Out::Add => {}
+            Out::Bias { bias, .. } => ci.copy_from_slice(bias),
         }
         for (p, bp) in b.chunks_exact(n).take(a.cols).enumerate() {
             let x = a.data[i * a.rs + p * a.cs];
             for (cv, bv) in ci.iter_mut().zip(bp) {
                 *cv += x * bv;
             }
+        }
+        if let Out::Bias { relu: true, .. } = out {
+            ci.iter_mut().for_each(|v| *v = v.max(0.0));
         }
     }
 }
@@ -131,6 +154,8 @@ fn plain(a: Lhs<'_>, b: &[f32], n: usize, c: &mut [f32], accumulate: bool) {
 mod avx2 {
     use std::arch::x86_64::*;
 
+    use super::Out;
+
     /// Rows of a tile.
     const MR: usize = 6;
     /// Columns of a tile (two vectors).
@@ -138,6 +163,17 @@ mod avx2 {
 
     pub fn available() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    /// The operands: `A` through its strides, `B` row-major `k x n`.
+    #[derive(Clone, Copy)]
+    pub struct Args {
+        pub a: *const f32,
+        pub rs: usize,
+        pub cs: usize,
+        pub k: usize,
+        pub b: *const f32,
+        pub n: usize,
     }
 
     /// Lanes `0..w` (of 8) set.
@@ -151,37 +187,28 @@ mod avx2 {
 
     /// # Safety
     /// AVX2 and FMA present; `a` valid for `(m-1)*rs + (k-1)*cs + 1`
-    /// reads, `b` for `k*n`, `c` for `m*n` reads and writes.
+    /// reads, `b` for `k*n`, `c` for `m*n` reads and writes, a bias for
+    /// `n` reads.
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn matmul(
-        a: *const f32,
-        rs: usize,
-        cs: usize,
-        m: usize,
-        k: usize,
-        b: *const f32,
-        n: usize,
-        c: *mut f32,
-        acc: bool,
-    ) {
+    pub unsafe fn matmul(g: Args, m: usize, c: *mut f32, out: Out<'_>) {
         unsafe {
             let mut j = 0;
-            while j < n {
-                let w = (n - j).min(NR);
+            while j < g.n {
+                let w = (g.n - j).min(NR);
                 let (m0, m1) = (mask(w.min(8)), mask(w.saturating_sub(8)));
                 let mut i = 0;
                 while i < m {
                     let r = (m - i).min(MR);
                     let t = Tile {
-                        a: a.add(i * rs),
-                        rs,
-                        cs,
-                        k,
-                        b: b.add(j),
-                        n,
-                        c: c.add(i * n + j),
-                        acc,
+                        a: g.a.add(i * g.rs),
+                        rs: g.rs,
+                        cs: g.cs,
+                        k: g.k,
+                        b: g.b.add(j),
+                        n: g.n,
+                        c: c.add(i * g.n + j),
+                        out,
+                        j,
                         m0,
                         m1,
                     };
@@ -207,8 +234,9 @@ mod avx2 {
     }
 
     /// One tile of `C`: `R` rows from `a`, 16 columns (the first lanes of
-    /// `m0`, `m1` when not `FULL`) from `b` and `c`.
-    struct Tile {
+    /// `m0`, `m1` when not `FULL`) from `b` and `c`, starting at column
+    /// `j`.
+    struct Tile<'o> {
         a: *const f32,
         rs: usize,
         cs: usize,
@@ -216,12 +244,13 @@ mod avx2 {
         b: *const f32,
         n: usize,
         c: *mut f32,
-        acc: bool,
+        out: Out<'o>,
+        j: usize,
         m0: __m256i,
         m1: __m256i,
     }
 
-    impl Tile {
+    impl Tile<'_> {
         #[inline(always)]
         unsafe fn load<const FULL: bool>(&self, p: *const f32) -> (__m256, __m256) {
             unsafe {
@@ -255,8 +284,13 @@ mod avx2 {
         #[inline(always)]
         unsafe fn run<const R: usize, const FULL: bool>(&self) {
             unsafe {
-                let mut s0 = [_mm256_setzero_ps(); R];
-                let mut s1 = [_mm256_setzero_ps(); R];
+                // The bias, when there is one, is where every sum starts.
+                let (z0, z1) = match self.out {
+                    Out::Bias { bias, .. } => self.load::<FULL>(bias.as_ptr().add(self.j)),
+                    _ => (_mm256_setzero_ps(), _mm256_setzero_ps()),
+                };
+                let mut s0 = [z0; R];
+                let mut s1 = [z1; R];
                 for p in 0..self.k {
                     let (b0, b1) = self.load::<FULL>(self.b.add(p * self.n));
                     let ap = self.a.add(p * self.cs);
@@ -266,13 +300,21 @@ mod avx2 {
                         s1[r] = _mm256_fmadd_ps(x, b1, s1[r]);
                     }
                 }
+                let zero = _mm256_setzero_ps();
                 for r in 0..R {
                     let cp = self.c.add(r * self.n);
                     let (mut v0, mut v1) = (s0[r], s1[r]);
-                    if self.acc {
-                        let (c0, c1) = self.load::<FULL>(cp);
-                        v0 = _mm256_add_ps(c0, v0);
-                        v1 = _mm256_add_ps(c1, v1);
+                    match self.out {
+                        Out::Add => {
+                            let (c0, c1) = self.load::<FULL>(cp);
+                            v0 = _mm256_add_ps(c0, v0);
+                            v1 = _mm256_add_ps(c1, v1);
+                        }
+                        Out::Bias { relu: true, .. } => {
+                            v0 = _mm256_max_ps(v0, zero);
+                            v1 = _mm256_max_ps(v1, zero);
+                        }
+                        _ => {}
                     }
                     self.store::<FULL>(cp, v0, v1);
                 }
@@ -311,6 +353,7 @@ mod tests {
             for n in [1, 3, 8, 9, 16, 17, 31, 40] {
                 for k in [1, 2, 9, 33] {
                     for (transposed, acc) in [(false, false), (true, false), (false, true)] {
+                        let out = if acc { Out::Add } else { Out::Set };
                         let data = random(m * k, &mut rng);
                         let a = if transposed {
                             Lhs::transposed(&data, k, m)
@@ -321,9 +364,9 @@ mod tests {
                         let c0 = random(m * n, &mut rng);
                         let want = reference(a, &b, n, &c0, acc);
                         let mut c = c0.clone();
-                        matmul(a, &b, n, &mut c, acc);
+                        matmul(a, &b, n, &mut c, out);
                         let mut p = c0.clone();
-                        plain(a, &b, n, &mut p, acc);
+                        plain(a, &b, n, &mut p, out);
                         for ((got, plain), want) in c.iter().zip(&p).zip(&want) {
                             let tol = 1e-5 * (k as f64 + 1.0);
                             assert!((f64::from(*got) - want).abs() < tol, "{m}x{k}x{n}");
@@ -342,7 +385,7 @@ mod tests {
         let x = random(m * k, &mut rng);
         let b = random(k * n, &mut rng);
         let mut all = vec![0.0; m * n];
-        matmul(Lhs::new(&x, m, k), &b, n, &mut all, false);
+        matmul(Lhs::new(&x, m, k), &b, n, &mut all, Out::Set);
         for i in 0..m {
             let mut one = vec![0.0; n];
             matmul(
@@ -350,18 +393,61 @@ mod tests {
                 &b,
                 n,
                 &mut one,
-                false,
+                Out::Set,
             );
             assert_eq!(one, all[i * n..(i + 1) * n], "row {i}");
         }
     }
 
     #[test]
-    fn empty_inner_dimension_clears_or_keeps() {
+    fn empty_inner_dimension_clears_keeps_or_sets_the_bias() {
         let mut c = vec![1.0; 6];
-        matmul(Lhs::new(&[], 2, 0), &[], 3, &mut c, true);
+        matmul(Lhs::new(&[], 2, 0), &[], 3, &mut c, Out::Add);
         assert_eq!(c, vec![1.0; 6]);
-        matmul(Lhs::new(&[], 2, 0), &[], 3, &mut c, false);
+        matmul(Lhs::new(&[], 2, 0), &[], 3, &mut c, Out::Set);
         assert_eq!(c, vec![0.0; 6]);
+        let bias = [1.0, -2.0, 3.0];
+        matmul(
+            Lhs::new(&[], 2, 0),
+            &[],
+            3,
+            &mut c,
+            Out::Bias {
+                bias: &bias,
+                relu: true,
+            },
+        );
+        assert_eq!(c, vec![1.0, 0.0, 3.0, 1.0, 0.0, 3.0]);
+    }
+
+    #[test]
+    fn bias_and_relu_fuse_into_the_product() {
+        let mut rng = SplitMix::new(11);
+        for (m, k, n) in [(7, 5, 3), (13, 33, 20), (6, 16, 16), (1, 9, 40)] {
+            let x = random(m * k, &mut rng);
+            let b = random(k * n, &mut rng);
+            let bias = random(n, &mut rng);
+            for relu in [false, true] {
+                let mut got = vec![f32::NAN; m * n];
+                matmul(
+                    Lhs::new(&x, m, k),
+                    &b,
+                    n,
+                    &mut got,
+                    Out::Bias { bias: &bias, relu },
+                );
+                let mut want = vec![0.0; m * n];
+                matmul(Lhs::new(&x, m, k), &b, n, &mut want, Out::Set);
+                for (i, w) in want.iter_mut().enumerate() {
+                    *w += bias[i % n];
+                    if relu {
+                        *w = w.max(0.0);
+                    }
+                }
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-4, "{m}x{k}x{n} relu {relu}: {g} vs {w}");
+                }
+            }
+        }
     }
 }

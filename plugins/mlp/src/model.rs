@@ -22,7 +22,9 @@ use crate::{net::Net, params::LEARNER, scaling::Scaling, train::argmax};
 const MAGIC: &[u8; 4] = b"TSML";
 const VERSION: u32 = 1;
 /// Rows per block of a batch prediction.
-pub const BLOCK: usize = 256;
+pub const BLOCK: usize = 128;
+/// Fewer rows than this are predicted on the caller's thread alone.
+const PARALLEL_ROWS: usize = 1024;
 
 /// How training went.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -185,9 +187,20 @@ impl MlpModel {
         }
         let k = self.net.n_outputs();
         let mut out = vec![0.0; x.rows() * k];
-        for_row_blocks(ctx, x.as_slice(), p, &mut out, k, BLOCK, |xb, ob| {
-            self.block(xb, ob);
-        })?;
+        if x.rows() < PARALLEL_ROWS {
+            // Waking other threads would cost more than it saves.
+            for (xb, ob) in x
+                .as_slice()
+                .chunks(BLOCK * p)
+                .zip(out.chunks_mut(BLOCK * k))
+            {
+                self.block(xb, ob);
+            }
+        } else {
+            for_row_blocks(ctx, x.as_slice(), p, &mut out, k, BLOCK, |xb, ob| {
+                self.block(xb, ob);
+            })?;
+        }
         Ok(out)
     }
 
@@ -204,10 +217,8 @@ impl MlpModel {
             let (input, rest) = s.split_at_mut(rows * p);
             let (mut a, rest) = rest.split_at_mut(rows * w);
             let mut b = &mut rest[..rows * w];
-            for (src, dst) in x.chunks_exact(p).zip(input.chunks_exact_mut(p)) {
-                // Checked by the caller: every missing value has a fill.
-                let _ = self.scaling.row(src, dst);
-            }
+            // Checked by the caller: every missing value has a fill.
+            self.scaling.rows_checked(x, input, p);
             let slots = self.net.slots();
             for (l, s) in slots.iter().enumerate() {
                 let src: &[f32] = if l == 0 { input } else { &a[..rows * s.inputs] };

@@ -16,7 +16,7 @@ use tessera_core::{
     plugin::seeds::SplitMix,
 };
 
-use crate::gemm::{Lhs, matmul};
+use crate::gemm::{Lhs, Out, matmul};
 
 /// Where one layer's parameters sit in the flat vector.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,21 +146,24 @@ impl Net {
         }
     }
 
-    /// One layer: `out = act(input · W + b)`.
+    /// One layer: `out = act(input · W + b)`, the bias (and a ReLU)
+    /// applied by the product itself.
     pub fn layer(&self, l: usize, input: &[f32], rows: usize, out: &mut [f32]) {
         let s = &self.slots[l];
-        let bias = &self.params[s.bias.clone()];
-        for row in out.chunks_exact_mut(s.outputs) {
-            row.copy_from_slice(bias);
-        }
+        let act = self.activation(l);
         matmul(
             Lhs::new(input, rows, s.inputs),
             &self.params[s.weights.clone()],
             s.outputs,
             out,
-            true,
+            Out::Bias {
+                bias: &self.params[s.bias.clone()],
+                relu: act == Activation::Relu,
+            },
         );
-        activate(self.activation(l), out, s.outputs);
+        if act != Activation::Relu {
+            activate(act, out, s.outputs);
+        }
     }
 
     /// The exchange form, with the given input transformation.
@@ -244,7 +247,22 @@ pub fn activate(act: Activation, z: &mut [f32], width: usize) {
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Tanh => z.iter_mut().for_each(|v| *v = tanh(*v)),
         Activation::Logistic => z.iter_mut().for_each(|v| *v = logistic(*v)),
-        Activation::Softmax => z.chunks_exact_mut(width).for_each(softmax),
+        Activation::Softmax => softmax_rows(z, width),
+    }
+}
+
+/// Softmax of every row of `z` (`width` values each): the row maxima
+/// subtracted row by row, then one pass of [`exp`] over the whole block
+/// (which vectorizes, where a row of ten does not), then the rows scaled.
+pub fn softmax_rows(z: &mut [f32], width: usize) {
+    for row in z.chunks_exact_mut(width) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v -= max);
+    }
+    z.iter_mut().for_each(|v| *v = exp(*v));
+    for row in z.chunks_exact_mut(width) {
+        let inv = 1.0 / row.iter().sum::<f32>();
+        row.iter_mut().for_each(|v| *v *= inv);
     }
 }
 
@@ -277,22 +295,18 @@ pub fn exp(x: f32) -> f32 {
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
         p = p * r + c;
     }
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// Softmax of one row in place.
-pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = exp(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// Multiplies the back-propagated `d` by the derivative of `act` at the

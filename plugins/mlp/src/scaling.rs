@@ -101,24 +101,50 @@ impl Scaling {
         Ok(out)
     }
 
-    /// Transforms row `src` into `dst`.
+    /// Transforms row `src` into `dst`, in passes that vectorize: fill,
+    /// then offset and scale.
     ///
     /// # Errors
     /// The column of a missing value when there is no fill.
     #[inline]
     pub fn row(&self, src: &[f32], dst: &mut [f32]) -> Result<(), usize> {
-        for (j, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
-            let v = if v.is_finite() {
-                v
-            } else {
-                *self.fill.get(j).ok_or(j)?
-            };
-            *d = match (self.mean.get(j), self.scale.get(j)) {
-                (Some(m), Some(s)) => (v - m) * s,
-                _ => v,
-            };
+        let p = src.len();
+        if self.fill.len() == p {
+            for ((d, &v), &f) in dst.iter_mut().zip(src).zip(&self.fill) {
+                *d = if v.is_finite() { v } else { f };
+            }
+        } else {
+            if let Some(j) = src.iter().position(|v| !v.is_finite()) {
+                return Err(j);
+            }
+            dst.copy_from_slice(src);
+        }
+        if self.mean.len() == p && self.scale.len() == p {
+            for ((d, &m), &s) in dst.iter_mut().zip(&self.mean).zip(&self.scale) {
+                *d = (*d - m) * s;
+            }
         }
         Ok(())
+    }
+
+    /// Transforms the rows of `src` (`p` values each) into `dst`, without
+    /// looking for missing values: the caller has made sure that every
+    /// one has a fill ([`Scaling::first_unfillable`]).
+    pub fn rows_checked(&self, src: &[f32], dst: &mut [f32], p: usize) {
+        for (s, d) in src.chunks_exact(p).zip(dst.chunks_exact_mut(p)) {
+            if self.fill.len() == p {
+                for ((d, &v), &f) in d.iter_mut().zip(s).zip(&self.fill) {
+                    *d = if v.is_finite() { v } else { f };
+                }
+            } else {
+                d.copy_from_slice(s);
+            }
+            if self.mean.len() == p && self.scale.len() == p {
+                for ((d, &m), &k) in d.iter_mut().zip(&self.mean).zip(&self.scale) {
+                    *d = (*d - m) * k;
+                }
+            }
+        }
     }
 
     /// Transforms every row of `x` (`p` columns) into a new matrix.
@@ -138,7 +164,12 @@ impl Scaling {
         if !self.fill.is_empty() {
             return None;
         }
-        let i = x.iter().position(|v| !v.is_finite())?;
+        // A branch-free test per block of values (it vectorizes), then the
+        // search within the block that has one.
+        let block = x
+            .chunks(256)
+            .position(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite()))?;
+        let i = block * 256 + x[block * 256..].iter().position(|v| !v.is_finite())?;
         Some(Missing {
             row: i / p,
             col: i % p,

@@ -22,7 +22,7 @@ use tessera_core::{
 };
 
 use crate::{
-    gemm::{Lhs, matmul},
+    gemm::{Lhs, Out, matmul},
     model::{History, MlpModel},
     net::{Net, times_derivative},
     params::{Config, Schedule, Solver},
@@ -211,7 +211,7 @@ impl Part {
                 d,
                 s.outputs,
                 &mut self.grad[s.weights.clone()],
-                false,
+                Out::Set,
             );
             let gb = &mut self.grad[s.bias.clone()];
             gb.fill(0.0);
@@ -225,7 +225,7 @@ impl Part {
                     &wt[s.weights.clone()],
                     s.inputs,
                     prev,
-                    false,
+                    Out::Set,
                 );
                 times_derivative(net.hidden, input, prev);
             }
