@@ -59,7 +59,9 @@ fn row_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, PluginError> {
                 PluginError::internal(format!("cannot start {threads} worker threads: {e}"))
             })
     };
-    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut pools = POOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
         return Ok(Arc::clone(p));
     }
