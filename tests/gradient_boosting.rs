@@ -8,37 +8,21 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{TempDir, data, eval_json, plugin_dir, predict, read, s, tessera, train};
+use crate::util::{
+    TempDir, data, plugin_dir, predict, read, s, tessera, train, train_and_score, write_lines,
+};
 
 const PLUGINS: &[&str] = &["tessera_boosting"];
 
-/// Trains on `train_csv` (seed 0, `extra` settings) with `valid` as `--valid`,
-/// checks that the reloaded model scores `valid` exactly as the freshly
-/// trained one did, and returns those metrics and the training report.
 fn train_eval(train_csv: &Path, valid: &Path, target: &str, extra: &[&str]) -> (Value, Value) {
-    let plugins = plugin_dir(PLUGINS);
-    let tmp = TempDir::new("gbdt");
-    let m = tmp.join("m.tsr");
-    let report = tmp.join("report.json");
-    let mut args = vec!["--seed", "0", "--valid", s(valid), "--report", s(&report)];
-    args.extend_from_slice(extra);
-    train(
-        plugins.path(),
+    train_and_score(
+        PLUGINS,
         "gradient_boosting",
         train_csv,
+        valid,
         target,
-        &args,
-        &m,
+        extra,
     )
-    .ok();
-    let report: Value = serde_json::from_str(&read(&report)).unwrap();
-    let metrics: Value = eval_json(plugins.path(), &m, valid, target);
-    // Save -> load -> the same predictions: identical metrics.
-    assert_eq!(
-        metrics, report["metrics"],
-        "reloaded model scores differently"
-    );
-    (metrics, report)
 }
 
 fn shipped(name: &str, target: &str, extra: &[&str]) -> (Value, Value) {
@@ -192,12 +176,6 @@ fn early_stopping_on_a_split_and_on_valid() {
 }
 
 /// Writes `rows` (header first) as a CSV file in `dir`.
-fn write_csv(dir: &TempDir, name: &str, rows: &[String]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, rows.join("\n") + "\n").unwrap();
-    p
-}
-
 #[test]
 fn weights_and_missing_values() {
     // iris with a weight column that gives class 0 ("setosa" rows come
@@ -232,7 +210,7 @@ fn weights_and_missing_values() {
         };
         out.push(format!("{},{w}", cells.join(",")));
     }
-    let train = write_csv(&tmp, "train.csv", &out);
+    let train = write_lines(&tmp, "train.csv", &out);
     let (m, r) = train_eval(
         &train,
         &data("iris.test.csv"),

@@ -7,28 +7,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{TempDir, data, eval_json, plugin_dir, predict, read, s, tessera, train};
+use crate::util::{
+    TempDir, data, plugin_dir, predict, read, s, tessera, train, train_and_score, write_lines,
+};
 
 const PLUGINS: &[&str] = &["tessera_mlp"];
 
-/// Trains on `train_csv` (seed 0, `extra` settings) with `valid` as
-/// `--valid`, checks that the saved model scores `valid` exactly as the
-/// freshly trained one did, and returns those metrics and the report.
 fn train_eval(train_csv: &Path, valid: &Path, target: &str, extra: &[&str]) -> (Value, Value) {
-    let plugins = plugin_dir(PLUGINS);
-    let tmp = TempDir::new("mlp");
-    let m = tmp.join("m.tsr");
-    let report = tmp.join("report.json");
-    let mut args = vec!["--seed", "0", "--valid", s(valid), "--report", s(&report)];
-    args.extend_from_slice(extra);
-    train(plugins.path(), "mlp", train_csv, target, &args, &m).ok();
-    let report: Value = serde_json::from_str(&read(&report)).unwrap();
-    let metrics = eval_json(plugins.path(), &m, valid, target);
-    assert_eq!(
-        metrics, report["metrics"],
-        "reloaded model scores differently"
-    );
-    (metrics, report)
+    train_and_score(PLUGINS, "mlp", train_csv, valid, target, extra)
 }
 
 fn shipped(name: &str, target: &str, extra: &[&str]) -> (Value, Value) {
@@ -151,12 +137,6 @@ fn early_stopping_and_sgd_train_from_the_command_line() {
     );
 }
 
-fn write_csv(dir: &TempDir, name: &str, lines: &[String]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-    p
-}
-
 #[test]
 fn missing_values_are_refused_by_column_or_imputed() {
     let tmp = TempDir::new("mlp-missing");
@@ -172,7 +152,7 @@ fn missing_values_are_refused_by_column_or_imputed() {
             *l = format!(",{rest}");
         }
     }
-    let train_csv = write_csv(&tmp, "train.csv", &lines);
+    let train_csv = write_lines(&tmp, "train.csv", &lines);
     let plugins = plugin_dir(PLUGINS);
     let out = tmp.join("m.tsr");
     train(plugins.path(), "mlp", &train_csv, "label", &[], &out)
@@ -234,7 +214,7 @@ fn several_targets_make_a_multi_output_regression() {
                 cells[b].parse::<f64>().unwrap() * 1000.0 + cells[t].parse::<f64>().unwrap() / 10.0;
             out.push(format!("{l},{v}"));
         }
-        write_csv(&tmp, &format!("{split}.csv"), &out)
+        write_lines(&tmp, &format!("{split}.csv"), &out)
     };
     let (train_csv, test_csv) = (two("train"), two("test"));
     let plugins = plugin_dir(PLUGINS);

@@ -210,3 +210,39 @@ pub fn eval_json(plugins: &Path, model: &Path, data: &Path, target: &str) -> ser
     );
     serde_json::from_str(out.ok().trim()).unwrap()
 }
+
+/// Trains `learner` (from the plugin libraries `libs`) on `train_csv` with
+/// seed 0, `valid` as `--valid` and the `extra` arguments; checks that the
+/// saved model scores `valid` exactly as the freshly trained one did
+/// (save -> load -> the same predictions), and returns those metrics and
+/// the training report.
+pub fn train_and_score(
+    libs: &[&str],
+    learner: &str,
+    train_csv: &Path,
+    valid: &Path,
+    target: &str,
+    extra: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    let plugins = plugin_dir(libs);
+    let tmp = TempDir::new(learner);
+    let m = tmp.join("m.tsr");
+    let report = tmp.join("report.json");
+    let mut args = vec!["--seed", "0", "--valid", s(valid), "--report", s(&report)];
+    args.extend_from_slice(extra);
+    train(plugins.path(), learner, train_csv, target, &args, &m).ok();
+    let report: serde_json::Value = serde_json::from_str(&read(&report)).unwrap();
+    let metrics = eval_json(plugins.path(), &m, valid, target);
+    assert_eq!(
+        metrics, report["metrics"],
+        "reloaded model scores differently"
+    );
+    (metrics, report)
+}
+
+/// Writes `lines` (one per line) to `name` in `dir` and returns its path.
+pub fn write_lines(dir: &TempDir, name: &str, lines: &[String]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}

@@ -141,6 +141,17 @@ impl ParamSpec {
         }
     }
 
+    /// A finite number `> 0` (a step size, a scale).
+    pub fn positive(name: &'static str, default: f64, doc: &'static str) -> Self {
+        Self::custom(name, POSITIVE, Value::from(default), doc, check_positive)
+    }
+
+    /// A number strictly between 0 and 1 (a fraction held out, a
+    /// quantile).
+    pub fn open_unit(name: &'static str, default: f64, doc: &'static str) -> Self {
+        Self::custom(name, OPEN_UNIT, Value::from(default), doc, check_open_unit)
+    }
+
     /// The manifest entry for this parameter.
     pub fn info(&self) -> ParamInfo {
         ParamInfo {
@@ -293,6 +304,33 @@ fn unknown_key_message(component: &str, specs: &[ParamSpec], key: &str) -> Strin
         msg.push_str(&format!(" (accepted: {})", names.join(", ")));
     }
     msg
+}
+
+/// The type of [`ParamSpec::positive`] parameters.
+pub const POSITIVE: &str = "float > 0";
+/// The type of [`ParamSpec::open_unit`] parameters.
+pub const OPEN_UNIT: &str = "float in (0, 1)";
+
+/// Checks a [`ParamSpec::positive`] value.
+///
+/// # Errors
+/// Anything but a finite number above 0.
+pub fn check_positive(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(x) if x > 0.0 && x.is_finite() => Ok(()),
+        _ => Err(format!("expected {POSITIVE}, got {v}")),
+    }
+}
+
+/// Checks a [`ParamSpec::open_unit`] value.
+///
+/// # Errors
+/// Anything but a number strictly between 0 and 1.
+pub fn check_open_unit(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(x) if x > 0.0 && x < 1.0 => Ok(()),
+        _ => Err(format!("expected {OPEN_UNIT}, got {v}")),
+    }
 }
 
 /// The candidate closest to `word` by edit distance, when it is close enough

@@ -11,8 +11,6 @@ pub const LEARNER: &str = "mlp";
 
 const LAYERS_TYPE: &str = "[int >= 1, ...] (at least one) | int >= 1";
 const BATCH_TYPE: &str = r#""auto" | int >= 1"#;
-const POSITIVE_TYPE: &str = "float > 0";
-const OPEN_UNIT_TYPE: &str = "float in (0, 1)";
 const HALF_OPEN_UNIT_TYPE: &str = "float in [0, 1)";
 
 /// The parameter schema.
@@ -61,13 +59,7 @@ pub fn specs() -> Vec<ParamSpec> {
             "step-size schedule for sgd: constant, learning_rate_init / t^power_t after t \
              samples, or divided by 5 whenever n_iter_no_change epochs bring no improvement",
         ),
-        ParamSpec::custom(
-            "learning_rate_init",
-            POSITIVE_TYPE,
-            json!(0.001),
-            "initial step size",
-            check_positive,
-        ),
+        ParamSpec::positive("learning_rate_init", 0.001, "initial step size"),
         ParamSpec::float(
             "power_t",
             0.5,
@@ -98,13 +90,11 @@ pub fn specs() -> Vec<ParamSpec> {
              best epoch's weights; scored on --valid data when given, else on a held-out \
              validation_fraction of the training rows",
         ),
-        ParamSpec::custom(
+        ParamSpec::open_unit(
             "validation_fraction",
-            OPEN_UNIT_TYPE,
-            json!(0.1),
+            0.1,
             "fraction of the training rows held out (stratified for classification) for \
              early stopping",
-            check_open_unit,
         ),
         ParamSpec::custom(
             "beta_1",
@@ -120,12 +110,10 @@ pub fn specs() -> Vec<ParamSpec> {
             "adam: decay of the second-moment estimate",
             check_half_open_unit,
         ),
-        ParamSpec::custom(
+        ParamSpec::positive(
             "epsilon",
-            POSITIVE_TYPE,
-            json!(1e-8),
+            1e-8,
             "adam: added to the denominator for stability",
-            check_positive,
         ),
         ParamSpec::int(
             "n_iter_no_change",
@@ -191,20 +179,6 @@ fn check_batch(v: &Value) -> Result<(), String> {
         Value::String(s) if s == "auto" => Ok(()),
         _ if v.as_u64().is_some_and(|b| b >= 1) => Ok(()),
         _ => Err(expected(BATCH_TYPE, v)),
-    }
-}
-
-fn check_positive(v: &Value) -> Result<(), String> {
-    match v.as_f64() {
-        Some(x) if x > 0.0 && x.is_finite() => Ok(()),
-        _ => Err(expected(POSITIVE_TYPE, v)),
-    }
-}
-
-fn check_open_unit(v: &Value) -> Result<(), String> {
-    match v.as_f64() {
-        Some(x) if x > 0.0 && x < 1.0 => Ok(()),
-        _ => Err(expected(OPEN_UNIT_TYPE, v)),
     }
 }
 

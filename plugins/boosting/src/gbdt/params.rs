@@ -26,9 +26,7 @@ const DEPTH_TYPE: &str = "int >= 1 | null";
 const FRACTION_TYPE: &str = "float in (0, 1]";
 const MAX_FEATURES_TYPE: &str = "int >= 1 | float in (0, 1]";
 const EARLY_TYPE: &str = r#""auto" | true | false"#;
-const OPEN_UNIT_TYPE: &str = "float in (0, 1)";
 const QUANTILE_TYPE: &str = "float in (0, 1) | null";
-const POSITIVE_TYPE: &str = "float > 0";
 const MONOTONIC_TYPE: &str = r#"[-1 | 0 | 1, ...] | {"<feature>": -1 | 0 | 1, ...} | null"#;
 const CLASS_WEIGHT_TYPE: &str = r#""balanced" | {"<class index>": weight, ...} | null"#;
 
@@ -42,12 +40,10 @@ pub fn specs() -> Vec<ParamSpec> {
             "the loss to minimise: \"auto\" is log_loss for classification (binary or \
              multiclass softmax) and squared_error for regression",
         ),
-        ParamSpec::custom(
+        ParamSpec::positive(
             "learning_rate",
-            POSITIVE_TYPE,
-            json!(0.1),
+            0.1,
             "shrinkage: each tree's leaf values are multiplied by it",
-            check_positive,
         ),
         ParamSpec::int(
             "n_estimators",
@@ -119,13 +115,11 @@ pub fn specs() -> Vec<ParamSpec> {
              training rows or when validation data is given",
             check_early,
         ),
-        ParamSpec::custom(
+        ParamSpec::open_unit(
             "validation_fraction",
-            OPEN_UNIT_TYPE,
-            json!(0.1),
+            0.1,
             "fraction of the training rows held out (stratified for classification) to score \
              early stopping on, when no validation data is given",
-            check_open_unit,
         ),
         ParamSpec::int(
             "n_iter_no_change",
@@ -140,13 +134,11 @@ pub fn specs() -> Vec<ParamSpec> {
             f64::MAX,
             "smallest decrease of the validation loss that counts as an improvement",
         ),
-        ParamSpec::custom(
+        ParamSpec::open_unit(
             "alpha",
-            OPEN_UNIT_TYPE,
-            json!(0.9),
+            0.9,
             "huber: the quantile of absolute residuals beyond which residuals are clipped; \
              quantile loss: the quantile predicted, unless `quantile` is set",
-            check_open_unit,
         ),
         ParamSpec::custom(
             "quantile",
@@ -207,13 +199,6 @@ fn check_monotonic(v: &Value) -> Result<(), String> {
     }
 }
 
-fn check_positive(v: &Value) -> Result<(), String> {
-    match v.as_f64() {
-        Some(x) if x > 0.0 && x.is_finite() => Ok(()),
-        _ => Err(expected(POSITIVE_TYPE, v)),
-    }
-}
-
 fn check_leaf_nodes(v: &Value) -> Result<(), String> {
     match v {
         Value::Null => Ok(()),
@@ -237,18 +222,11 @@ fn check_fraction(v: &Value) -> Result<(), String> {
     }
 }
 
-fn check_open_unit(v: &Value) -> Result<(), String> {
-    match v.as_f64() {
-        Some(x) if x > 0.0 && x < 1.0 => Ok(()),
-        _ => Err(expected(OPEN_UNIT_TYPE, v)),
-    }
-}
-
 fn check_quantile(v: &Value) -> Result<(), String> {
     if v.is_null() {
         return Ok(());
     }
-    check_open_unit(v).map_err(|_| expected(QUANTILE_TYPE, v))
+    tessera_core::params::check_open_unit(v).map_err(|_| expected(QUANTILE_TYPE, v))
 }
 
 fn check_max_features(v: &Value) -> Result<(), String> {
