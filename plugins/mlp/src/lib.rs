@@ -10,13 +10,15 @@
 //!
 //! Modules: [`params`] (schema and settings), [`scaling`] (the input
 //! transformation), [`gemm`] (the matrix kernel), [`net`] (layers, the
-//! forward pass, the exchange form), [`train`] (losses, backpropagation,
-//! optimisers, the epoch loop) and [`model`] (prediction, summary,
-//! bytes).
+//! forward pass, the exchange form), [`loss`] (losses and output
+//! deltas), [`optim`] (adam and sgd steps), [`train`] (backpropagation
+//! and the epoch loop) and [`model`] (prediction, summary, bytes).
 
 pub mod gemm;
+pub mod loss;
 pub mod model;
 pub mod net;
+pub mod optim;
 pub mod params;
 pub mod scaling;
 pub mod train;

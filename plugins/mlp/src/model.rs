@@ -17,7 +17,7 @@ use tessera_core::{
     plugin::{ModelImpl, for_row_blocks},
 };
 
-use crate::{net::Net, params::LEARNER, scaling::Scaling, train::argmax};
+use crate::{loss::argmax, net::Net, params::LEARNER, scaling::Scaling};
 
 const MAGIC: &[u8; 4] = b"TSML";
 const VERSION: u32 = 1;

@@ -12,9 +12,8 @@
 
 use rayon::prelude::*;
 use tessera_core::{
-    HostContextRef, PluginError, Task, TrainData,
+    HostContextRef, PluginError, TrainData,
     context::level,
-    ir::Activation,
     plugin::{
         seeds::{SplitMix, entropy_seed},
         with_thread_budget,
@@ -23,8 +22,10 @@ use tessera_core::{
 
 use crate::{
     gemm::{Lhs, Out, matmul},
+    loss::{Loss, argmax},
     model::{History, MlpModel},
     net::{Net, times_derivative},
+    optim::Optimizer,
     params::{Config, Schedule, Solver},
     scaling::Scaling,
 };
@@ -33,109 +34,6 @@ use crate::{
 pub const PART_ROWS: usize = 64;
 /// Rows per block when scoring the validation rows.
 const SCORE_ROWS: usize = 256;
-/// Probabilities are clipped to `[EPS, 1 - EPS]` in the log loss.
-const EPS: f64 = 1e-15;
-
-/// The loss, and so the output layer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Loss {
-    /// Binary log loss on one logistic output.
-    Binary,
-    /// Multiclass log loss on softmax outputs.
-    Softmax,
-    /// Half the squared error, identity outputs.
-    Squared,
-}
-
-impl Loss {
-    /// The loss for `task`.
-    ///
-    /// # Errors
-    /// Classification with fewer than two classes.
-    pub fn for_task(task: Task) -> Result<Self, PluginError> {
-        match (task.is_classification(), task.n_classes) {
-            (false, _) => Ok(Self::Squared),
-            (true, 2) => Ok(Self::Binary),
-            (true, k) if k > 2 => Ok(Self::Softmax),
-            (true, k) => Err(PluginError::input(format!(
-                "mlp: classification needs at least two classes, the target has {k}"
-            ))),
-        }
-    }
-
-    /// Output width for `task`.
-    pub fn outputs(self, task: Task) -> usize {
-        match self {
-            Self::Softmax => task.n_classes as usize,
-            Self::Binary => 1,
-            Self::Squared => task.n_targets(),
-        }
-    }
-
-    /// Target values per row: the outputs for regression, one class
-    /// index for classification.
-    pub fn target_width(self, outputs: usize) -> usize {
-        match self {
-            Self::Squared => outputs,
-            _ => 1,
-        }
-    }
-
-    /// The output layer's activation.
-    pub fn activation(self) -> Activation {
-        match self {
-            Self::Binary => Activation::Logistic,
-            Self::Softmax => Activation::Softmax,
-            Self::Squared => Activation::Identity,
-        }
-    }
-
-    /// Writes the output layer's deltas (`out - target`, times the row
-    /// weight) into `d` (`k` outputs per row) and returns the weighted sum
-    /// of the rows' losses. A row's squared loss is half the sum of its
-    /// outputs' squared errors, whose gradient the deltas are. (With one
-    /// output that is scikit-learn's loss; with several, scikit-learn
-    /// reports the mean over outputs but steps along the same deltas.)
-    pub fn delta(self, out: &[f32], y: &[f32], w: Option<&[f32]>, d: &mut [f32], k: usize) -> f64 {
-        let yw = self.target_width(k);
-        let mut total = 0.0;
-        for (i, (ty, (o, d))) in y
-            .chunks_exact(yw)
-            .zip(out.chunks_exact(k).zip(d.chunks_exact_mut(k)))
-            .enumerate()
-        {
-            let wi = w.map_or(1.0, |w| w[i]);
-            let t = ty[0];
-            let loss = match self {
-                Self::Binary => {
-                    let p = f64::from(o[0]).clamp(EPS, 1.0 - EPS);
-                    d[0] = (o[0] - t) * wi;
-                    if t > 0.5 { -p.ln() } else { -(1.0 - p).ln() }
-                }
-                Self::Softmax => {
-                    let c = t as usize;
-                    for (j, (d, &o)) in d.iter_mut().zip(o).enumerate() {
-                        let hot = if j == c { 1.0 } else { 0.0 };
-                        *d = (o - hot) * wi;
-                    }
-                    -f64::from(o[c]).clamp(EPS, 1.0).ln()
-                }
-                Self::Squared => {
-                    let mut sq = 0.0f64;
-                    for ((d, &o), &t) in d.iter_mut().zip(o).zip(ty) {
-                        let e = o - t;
-                        *d = e * wi;
-                        sq += f64::from(e) * f64::from(e);
-                    }
-                    0.5 * sq
-                }
-            };
-            total += loss * f64::from(wi);
-        }
-        total
-    }
-}
-
 /// One part of a minibatch and its buffers.
 struct Part {
     rows: usize,
@@ -255,168 +153,6 @@ impl Set<'_> {
     }
 }
 
-/// Parameters per chunk of an optimiser step (chunks run in parallel).
-const STEP_CHUNK: usize = 4096;
-
-/// The weight optimiser's state.
-struct Optimizer {
-    solver: Solver,
-    lr: f64,
-    /// Adam's first moment, or sgd's velocity.
-    m: Vec<f32>,
-    /// Adam's second moment (unused by sgd).
-    v: Vec<f32>,
-    /// The L2 factor of every parameter: `alpha` for weights, 0 for
-    /// biases.
-    decay: Vec<f32>,
-    /// Each chunk's share of the penalty, in chunk order.
-    sums: Vec<f64>,
-    steps: i32,
-}
-
-/// A chunk of parameters, first and second moments, with its index.
-type Chunk<'a> = (usize, ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]));
-
-/// One step's constants.
-#[derive(Clone, Copy)]
-struct Rule {
-    adam: bool,
-    scale: f32,
-    b1: f32,
-    b2: f32,
-    eps: f32,
-    momentum: f32,
-    nesterov: bool,
-    inv_rows: f32,
-}
-
-impl Optimizer {
-    fn new(solver: Solver, lr: f64, net: &Net, alpha: f64) -> Self {
-        let n = net.params.len();
-        let mut decay = vec![0.0; n];
-        for s in net.slots() {
-            decay[s.weights.clone()].fill(alpha as f32);
-        }
-        Self {
-            solver,
-            lr,
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            decay,
-            sums: Vec::with_capacity(n.div_ceil(STEP_CHUNK)),
-            steps: 0,
-        }
-    }
-
-    /// One step from the gradient sums of a batch of `rows` rows (the
-    /// sum of `grads`, added in order), with the L2 penalty. Returns
-    /// `sum(decay * w^2)` before the step (twice the penalty, for the
-    /// loss). Chunks of parameters run in parallel when `parallel`; the
-    /// result is the same either way.
-    fn step<G: AsRef<[f32]> + Sync>(
-        &mut self,
-        params: &mut [f32],
-        grads: &[G],
-        rows: usize,
-        parallel: bool,
-    ) -> f64 {
-        self.steps += 1;
-        let rule = match self.solver {
-            Solver::Adam {
-                beta_1,
-                beta_2,
-                epsilon,
-            } => {
-                let t = self.steps;
-                let lr = self.lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                Rule {
-                    adam: true,
-                    scale: lr as f32,
-                    b1: beta_1 as f32,
-                    b2: beta_2 as f32,
-                    eps: epsilon as f32,
-                    momentum: 0.0,
-                    nesterov: false,
-                    inv_rows: 1.0 / rows as f32,
-                }
-            }
-            Solver::Sgd { momentum, nesterov } => Rule {
-                adam: false,
-                scale: self.lr as f32,
-                b1: 0.0,
-                b2: 0.0,
-                eps: 0.0,
-                momentum: momentum as f32,
-                nesterov,
-                inv_rows: 1.0 / rows as f32,
-            },
-        };
-        let Self {
-            m, v, decay, sums, ..
-        } = self;
-        let chunk = |(c, ((p, m), v)): Chunk<'_>| {
-            let start = c * STEP_CHUNK;
-            let range = start..start + p.len();
-            let mut g = [0.0f32; STEP_CHUNK];
-            let g = &mut g[..p.len()];
-            g.copy_from_slice(&grads[0].as_ref()[range.clone()]);
-            for other in &grads[1..] {
-                g.iter_mut()
-                    .zip(&other.as_ref()[range.clone()])
-                    .for_each(|(g, o)| *g += o);
-            }
-            update(rule, p, m, v, g, &decay[range])
-        };
-        if parallel && params.len() > STEP_CHUNK {
-            // Into a vector kept between steps: no allocation per batch.
-            params
-                .par_chunks_mut(STEP_CHUNK)
-                .zip(m.par_chunks_mut(STEP_CHUNK))
-                .zip(v.par_chunks_mut(STEP_CHUNK))
-                .enumerate()
-                .map(chunk)
-                .collect_into_vec(sums);
-            sums.iter().sum()
-        } else {
-            params
-                .chunks_mut(STEP_CHUNK)
-                .zip(m.chunks_mut(STEP_CHUNK))
-                .zip(v.chunks_mut(STEP_CHUNK))
-                .enumerate()
-                .map(chunk)
-                .sum()
-        }
-    }
-}
-
-/// Updates one chunk of parameters `p` (moments `m`, `v`) from gradient
-/// sums `g`; returns `sum(decay * p^2)` before the update.
-fn update(r: Rule, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], decay: &[f32]) -> f64 {
-    let mut sq = 0.0f32;
-    let it = p.iter_mut().zip(m.iter_mut()).zip(g).zip(decay);
-    if r.adam {
-        for ((((p, m), &g), &d), v) in it.zip(v.iter_mut()) {
-            sq += d * *p * *p;
-            let g = (g + d * *p) * r.inv_rows;
-            *m = r.b1 * *m + (1.0 - r.b1) * g;
-            *v = r.b2 * *v + (1.0 - r.b2) * g * g;
-            *p -= r.scale * *m / (v.sqrt() + r.eps);
-        }
-    } else {
-        for (((p, m), &g), &d) in it {
-            sq += d * *p * *p;
-            let g = (g + d * *p) * r.inv_rows;
-            *m = r.momentum * *m - r.scale * g;
-            *p += if r.nesterov {
-                r.momentum * *m - r.scale * g
-            } else {
-                *m
-            };
-        }
-    }
-    f64::from(sq)
-}
-
 /// Splits `0..n` into training and held-out rows: `fraction` of every
 /// class held out for classification (`classes` holds the rows' class
 /// indices; at least one row of each class with two or more),
@@ -461,7 +197,6 @@ fn shuffle(v: &mut [usize], rng: &mut SplitMix) {
 }
 
 /// The score scikit-learn's `score` gives: accuracy for classifiers, R²
-/// for regressors.
 /// for regressors (the mean over the outputs, scikit-learn's
 /// `uniform_average`).
 fn score(net: &Net, set: &Set<'_>, loss: Loss, acts: &mut [Vec<f32>]) -> f64 {
@@ -507,17 +242,6 @@ fn score(net: &Net, set: &Set<'_>, loss: Loss, acts: &mut [Vec<f32>]) -> f64 {
         }
         _ => hits as f64 / n.max(1) as f64,
     }
-}
-
-/// Index of the largest value (the first of ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Trains within the host's thread budget.

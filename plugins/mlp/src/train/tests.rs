@@ -1,8 +1,9 @@
 #![allow(clippy::needless_range_loop)] // finite differences perturb parameter j of several copies
 
 use tessera_core::{
-    MatrixRef, NullContext,
+    MatrixRef, NullContext, Task,
     abi_stable::std_types::{ROption, RSlice},
+    ir::Activation,
     plugin::ModelImpl,
     testkit,
 };
