@@ -4,6 +4,7 @@
 mod adaboost;
 mod bagging;
 mod cli;
+mod decompose;
 mod errors;
 mod golden;
 mod gradient_boosting;

@@ -46,6 +46,7 @@ pub mod manifest;
 pub mod module;
 pub mod params;
 pub mod plugin;
+pub mod recombine;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod traits;

@@ -18,6 +18,7 @@
 pub mod artifact;
 pub mod context;
 pub mod data;
+pub mod decompose;
 pub mod import;
 pub mod metrics;
 pub mod model;

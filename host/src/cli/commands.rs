@@ -19,7 +19,10 @@ use tessera_host::{
     train::{TrainSpec, train as train_model},
 };
 
-use super::{EvalArgs, ImportArgs, InspectArgs, Library, PredictArgs, TrainArgs, progress::Bar};
+use super::{
+    DecomposeArgs, EvalArgs, ImportArgs, InspectArgs, Library, PredictArgs, TrainArgs,
+    progress::Bar,
+};
 
 /// A mistake in how the command was called.
 #[derive(Debug, thiserror::Error)]
@@ -529,6 +532,118 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
             h.features.len(),
             a.out.display()
         );
+    }
+    Ok(())
+}
+
+/// Largest differences between the recombined answer and the whole
+/// model's: absolute, and relative to the whole model's value (values
+/// below 1e-6 in size count as 1e-6).
+fn differences(whole: &[f64], parts: &[f64]) -> (f64, f64) {
+    whole
+        .iter()
+        .zip(parts)
+        .fold((0.0f64, 0.0f64), |(abs, rel), (w, p)| {
+            let d = (w - p).abs();
+            (abs.max(d), rel.max(d / w.abs().max(1e-6)))
+        })
+}
+
+pub fn decompose(env: &Env, a: DecomposeArgs) -> anyhow::Result<()> {
+    use tessera_host::decompose;
+    let start = Instant::now();
+    let threads = threads(a.threads)?;
+    let registry = env.registry()?;
+    let model = LoadedModel::open(&registry, &a.model)?;
+    let mut params = ParamSet::new();
+    if let Some(c) = &a.config {
+        params.merge_toml_file(c)?;
+    }
+    for s in &a.set {
+        params.set(s)?;
+    }
+    let ctx = RunContext::new(&registry, threads).verbose(env.verbose);
+    let parts = decompose::decompose(
+        &registry,
+        ctx.as_abi(),
+        &model,
+        &a.model,
+        &a.with,
+        &params.to_json(),
+    )?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
+    let mut files = Vec::new();
+    for p in &parts.parts {
+        let path = a.out.join(format!("{}.tsr", p.name));
+        let bytes = p.artifact.write(&path)?;
+        files.push(json!({"part": p.name, "role": p.role, "file": path.display().to_string(), "bytes": bytes}));
+    }
+    let id: String = a
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let graph = a.out.join("graph.toml");
+    write_atomic(
+        &graph,
+        parts.fragment(&id, &model.header.features).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", graph.display()))?;
+    let check = match &a.check {
+        Some(path) => {
+            let table = Table::read(path)?;
+            let x = model.features_from(&table)?;
+            let on = |e: CallError| e.on(path);
+            let whole = decompose::whole_answer(&model, ctx.as_abi(), &x).map_err(on)?;
+            let loaded = parts.load(&registry)?;
+            let joined = parts
+                .answer(&loaded, ctx.as_abi(), &x, table.n_rows())
+                .with_context(|| format!("the parts fail on {}", path.display()))?;
+            let (abs, rel) = differences(&whole, &joined);
+            Some(
+                json!({"data": path.display().to_string(), "rows": table.n_rows(),
+                        "max_abs_diff": abs, "max_rel_diff": rel}),
+            )
+        }
+        None => None,
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if a.json {
+        outln!(
+            "{}",
+            json!({"model": a.model.display().to_string(), "with": a.with, "parts": files,
+                   "graph": graph.display().to_string(), "check": check, "seconds": seconds})
+        );
+    } else {
+        outln!(
+            "decomposed {} with {} into {} parts in {seconds:.3} s -> {}",
+            a.model.display(),
+            a.with,
+            parts.parts.len(),
+            a.out.display()
+        );
+        for f in &files {
+            outln!(
+                "  {:<12} {:<22} {} bytes",
+                f["part"].as_str().unwrap_or(""),
+                f["role"].as_str().unwrap_or(""),
+                f["bytes"]
+            );
+        }
+        outln!("  graph fragment: {}", graph.display());
+        if let Some(c) = &check {
+            outln!(
+                "check on {} ({} rows): largest difference {:e} (relative {:e})",
+                c["data"].as_str().unwrap_or(""),
+                c["rows"],
+                c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
     }
     Ok(())
 }

@@ -63,6 +63,37 @@ enum Command {
     Inspect(InspectArgs),
     /// Turn an XGBoost or LightGBM model into a tessera model.
     Import(ImportArgs),
+    /// Split a model into sub-models that recombine to the same answer.
+    Decompose(DecomposeArgs),
+}
+
+#[derive(Debug, Args)]
+struct DecomposeArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// The decomposer: shard, pipeline, one_vs_rest (or a plugin's own).
+    #[arg(long = "with", value_name = "NAME")]
+    with: String,
+    /// One decomposer parameter; VALUE is a TOML value.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Decomposer parameters as a TOML table (applied before --set).
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// The folder for the parts (`<part>.tsr`) and `graph.toml`.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Labelled or unlabelled data to check on: the recombined parts must
+    /// answer as the whole model does (largest differences reported).
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
+    /// Thread budget for the check (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => commands::eval(&env, a),
         Command::Inspect(a) => commands::inspect(&env, a),
         Command::Import(a) => commands::import(&env, a),
+        Command::Decompose(a) => commands::decompose(&env, a),
     };
     if cli.verbose
         && let Err(e) = &result

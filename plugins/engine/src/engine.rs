@@ -363,8 +363,12 @@ impl Engine {
         }
     }
 
-    /// Predictions of rows of raw outputs.
+    /// Predictions of rows of raw outputs: a class index per row, or
+    /// every output's value for regression (one per target, row-major).
     pub fn labels(&self, raw: &[f64]) -> Vec<f32> {
+        if self.n_classes == 0 {
+            return raw.iter().map(|&v| v as f32).collect();
+        }
         raw.chunks_exact(self.n_outputs)
             .map(|r| self.label_row(r))
             .collect()
@@ -492,9 +496,6 @@ fn check_shape(ens: &TreeEnsemble) -> Result<(), PluginError> {
             return bad(format!(
                 "a softmax link needs one output per class (at least 2), not {k} outputs for {c} classes"
             ));
-        }
-        (Link::Identity, 0) if k != 1 => {
-            return bad(format!("a regression has one output, not {k}"));
         }
         (Link::Identity, c) if c > 0 && k != c => {
             return bad(format!(

@@ -80,7 +80,7 @@ impl IrModel {
 impl ModelImpl for IrModel {
     fn task(&self) -> Task {
         match self.engine.n_classes() {
-            0 => Task::regression(),
+            0 => Task::regression_targets(self.ensemble.n_outputs),
             c => Task::classification(c as u32),
         }
     }
