@@ -8,6 +8,7 @@ mod decompose;
 mod errors;
 mod golden;
 mod gradient_boosting;
+mod graph;
 mod import;
 mod loading;
 mod mlp;

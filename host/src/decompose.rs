@@ -307,8 +307,13 @@ impl Parts {
                 names.last().cloned().unwrap_or_default()
             ),
             plan => {
+                let classes = if self.classes.is_empty() {
+                    String::new()
+                } else {
+                    format!("classes = [{}]\n", quoted(&self.classes))
+                };
                 let (combine, extra) = match plan {
-                    Plan::Sum(l) => ("sum", format!("link = \"{}\"\n", link_name(*l))),
+                    Plan::Sum(l) => ("sum", format!("link = \"{}\"\n{classes}", link_name(*l))),
                     Plan::Weighted(w) => (
                         "weighted",
                         format!(
@@ -319,7 +324,9 @@ impl Parts {
                                 .join(", ")
                         ),
                     ),
-                    Plan::Classes(l) => ("concat", format!("link = \"{}\"\n", link_name(*l))),
+                    Plan::Classes(l) => {
+                        ("concat", format!("link = \"{}\"\n{classes}", link_name(*l)))
+                    }
                     Plan::Pipeline => unreachable!(),
                 };
                 writeln!(

@@ -19,6 +19,7 @@ pub mod artifact;
 pub mod context;
 pub mod data;
 pub mod decompose;
+pub mod graph;
 pub mod import;
 pub mod metrics;
 pub mod model;

@@ -143,7 +143,8 @@ fn parse_value(raw: &str) -> Value {
     }
 }
 
-fn toml_to_json(v: toml::Value) -> Value {
+/// A TOML value as JSON (datetimes as strings).
+pub fn toml_to_json(v: toml::Value) -> Value {
     match v {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),

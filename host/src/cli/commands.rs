@@ -289,12 +289,19 @@ fn metrics_line(m: &Metrics) -> String {
 pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
     let threads = threads(a.threads)?;
     let registry = env.registry()?;
+    if let (Some(g), Some(o)) = (&a.graph, &a.output) {
+        return predict_graph(&registry, &a, g, o, threads);
+    }
+    let model_path = a
+        .model
+        .as_deref()
+        .expect("clap requires --model without --graph");
     let load_start = Instant::now();
-    let model = LoadedModel::open(&registry, &a.model)?;
+    let model = LoadedModel::open(&registry, model_path)?;
     if a.proba && !model.is_classifier() {
         return Err(UsageError(format!(
             "--proba needs a classifier, and {} is a regression model",
-            a.model.display()
+            model_path.display()
         ))
         .into());
     }
@@ -358,7 +365,7 @@ pub fn predict(env: &Env, a: PredictArgs) -> anyhow::Result<()> {
         write_json(
             path,
             &json!({
-                "model": a.model.display().to_string(),
+                "model": model_path.display().to_string(),
                 "data": a.data.display().to_string(),
                 "n_rows": table.n_rows(),
                 "n_features": model.header.features.len(),
@@ -643,6 +650,144 @@ pub fn decompose(env: &Env, a: DecomposeArgs) -> anyhow::Result<()> {
                 c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
                 c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
             );
+        }
+    }
+    Ok(())
+}
+
+/// `predict --graph`: the graph's one input filled from the CSV columns
+/// (by the input's `names`, else the first columns in order).
+fn predict_graph(
+    registry: &Registry,
+    a: &PredictArgs,
+    config: &Path,
+    output: &str,
+    threads: usize,
+) -> anyhow::Result<()> {
+    use tessera_host::graph::Graph;
+    let load_start = Instant::now();
+    let graph = Graph::from_file(registry, config)?;
+    let table = Table::read(&a.data)?;
+    let input = match graph.config().inputs.as_slice() {
+        [one] => one,
+        many => {
+            return Err(UsageError(format!(
+                "{}: predict --graph feeds one input, and the graph has {}",
+                config.display(),
+                many.len()
+            ))
+            .into());
+        }
+    };
+    let names = input
+        .names
+        .clone()
+        .unwrap_or_else(|| table.columns().iter().take(input.width).cloned().collect());
+    let x = table.features(&names)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let answer = graph.predict(output, &x, threads)?;
+    let predict_seconds = start.elapsed().as_secs_f64();
+    let mut csv = String::with_capacity(answer.values.len() * 8);
+    match answer.labels() {
+        Some(labels) => {
+            csv.push_str("prediction");
+            if a.proba {
+                for c in &answer.classes {
+                    let _ = write!(csv, ",{}", csv_field(&format!("proba_{c}")));
+                }
+            }
+            csv.push('\n');
+            for (i, l) in labels.iter().enumerate() {
+                csv.push_str(&csv_field(l));
+                if a.proba {
+                    for v in &answer.values[i * answer.width..(i + 1) * answer.width] {
+                        let _ = write!(csv, ",{}", *v as f32);
+                    }
+                }
+                csv.push('\n');
+            }
+        }
+        None => {
+            if a.proba {
+                return Err(UsageError(format!(
+                    "--proba needs a classifier, and output `{output}` answers values"
+                ))
+                .into());
+            }
+            csv.push_str(if answer.width == 1 { "prediction" } else { "" });
+            if answer.width > 1 {
+                let cols: Vec<String> = (0..answer.width)
+                    .map(|j| format!("prediction_{j}"))
+                    .collect();
+                csv.push_str(&cols.join(","));
+            }
+            csv.push('\n');
+            for row in answer.values.chunks_exact(answer.width.max(1)) {
+                let cells: Vec<String> = row.iter().map(|v| format!("{}", *v as f32)).collect();
+                csv.push_str(&cells.join(","));
+                csv.push('\n');
+            }
+        }
+    }
+    match &a.out {
+        Some(path) => write_atomic(path, csv.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            let _ = std::io::stdout().lock().write_all(csv.as_bytes());
+        }
+    }
+    if let Some(path) = &a.report {
+        write_json(
+            path,
+            &json!({"graph": config.display().to_string(), "output": output,
+                    "data": a.data.display().to_string(), "n_rows": answer.rows,
+                    "threads": threads, "load_seconds": load_seconds,
+                    "predict_seconds": predict_seconds}),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn graph_check(env: &Env, config: &Path) -> anyhow::Result<()> {
+    let registry = env.registry()?;
+    let graph = tessera_host::graph::Graph::from_file(&registry, config)?;
+    let c = graph.config();
+    outln!(
+        "{}: ok: {} input(s), {} node(s), outputs: {}",
+        config.display(),
+        c.inputs.len(),
+        c.nodes.len(),
+        graph.outputs().join(", ")
+    );
+    Ok(())
+}
+
+pub fn graph_show(env: &Env, config: &Path, svg: Option<&Path>) -> anyhow::Result<()> {
+    let registry = env.registry()?;
+    let graph = tessera_host::graph::Graph::from_file(&registry, config)?;
+    let dot = graph.dot();
+    match svg {
+        None => out!("{dot}"),
+        Some(path) => {
+            use std::io::Write;
+            let mut child = std::process::Command::new("dot")
+                .args(["-Tsvg", "-o"])
+                .arg(path)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| UsageError(format!("cannot run Graphviz's `dot` for --svg: {e}; install graphviz, or leave out --svg for DOT text")))?;
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(dot.as_bytes())?;
+            let status = child.wait()?;
+            if !status.success() {
+                anyhow::bail!("`dot` failed ({status}) rendering {}", path.display());
+            }
+            outln!("{}", path.display());
         }
     }
     Ok(())

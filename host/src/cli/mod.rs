@@ -65,6 +65,32 @@ enum Command {
     Import(ImportArgs),
     /// Split a model into sub-models that recombine to the same answer.
     Decompose(DecomposeArgs),
+    /// Check or draw a serving graph (TOML).
+    #[command(subcommand)]
+    Graph(GraphCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GraphCommand {
+    /// Check a graph file: every problem, each with its line and key.
+    Check(GraphArgs),
+    /// Print a graph file as Graphviz DOT (and render SVG with --svg).
+    Show(GraphShowArgs),
+}
+
+#[derive(Debug, Args)]
+struct GraphArgs {
+    /// The graph file.
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct GraphShowArgs {
+    /// The graph file.
+    config: PathBuf,
+    /// Also render SVG to this file with Graphviz's `dot`.
+    #[arg(long, value_name = "FILE.svg")]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -166,8 +192,19 @@ impl From<TaskArg> for TaskHint {
 #[derive(Debug, Args)]
 struct PredictArgs {
     /// The model file.
-    #[arg(long, value_name = "MODEL")]
-    model: PathBuf,
+    #[arg(
+        long,
+        value_name = "MODEL",
+        required_unless_present = "graph",
+        conflicts_with = "graph"
+    )]
+    model: Option<PathBuf>,
+    /// A graph file (TOML) to run instead of one model; needs --output.
+    #[arg(long, value_name = "CONFIG.toml", requires = "output")]
+    graph: Option<PathBuf>,
+    /// The graph output to answer (with --graph).
+    #[arg(long, value_name = "NAME", requires = "graph")]
+    output: Option<String>,
     /// Data to predict (CSV; columns are picked by name, extra ones ignored).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
@@ -255,6 +292,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::inspect(&env, a),
         Command::Import(a) => commands::import(&env, a),
         Command::Decompose(a) => commands::decompose(&env, a),
+        Command::Graph(GraphCommand::Check(a)) => commands::graph_check(&env, &a.config),
+        Command::Graph(GraphCommand::Show(a)) => {
+            commands::graph_show(&env, &a.config, a.svg.as_deref())
+        }
     };
     if cli.verbose
         && let Err(e) = &result
@@ -280,6 +321,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause.is::<LoadError>()
             || cause.is::<ParamError>()
             || cause.is::<tessera_host::import::ImportError>()
+            || cause.is::<tessera_host::graph::GraphError>()
             || cause.is::<commands::UsageError>()
         {
             return 2;

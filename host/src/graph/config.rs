@@ -1,0 +1,714 @@
+//! The graph's TOML: reading it, and every check that needs no model
+//! loaded (keys, types, ids, edges, cycles, reachability). Problems are
+//! collected, not stopped at, each with the line and dotted key it is
+//! about.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde_json::Value as Json;
+use toml::{Spanned, Value, de::DeTable, de::DeValue};
+
+use crate::params::toml_to_json;
+
+/// One problem in a graph file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line of the key (0 when the file has no such key).
+    pub line: usize,
+    /// The dotted key, e.g. `nodes.rf.inputs`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: `{}`: {}", self.line, self.key, self.message)
+        } else {
+            write!(f, "`{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem of a graph file, ready to print.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}", render(.path, .problems))]
+pub struct GraphError {
+    /// The file (or a name for TOML text).
+    pub path: PathBuf,
+    /// The problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let mut s = format!(
+        "{}: {} problem{}",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        s.push_str(&format!("\n  {}: {p}", path.display()));
+    }
+    s
+}
+
+/// How a combiner joins its inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// Mean of the inputs' class probabilities.
+    MeanProba,
+    /// Majority of the inputs' predicted classes (probabilities: vote
+    /// shares).
+    Vote,
+    /// Sum of the inputs' outputs, then the link.
+    Sum,
+    /// Sum of the inputs' outputs times their weights.
+    Weighted,
+    /// The inputs' columns side by side, then the link.
+    Concat,
+}
+
+/// The combiners' names.
+pub const COMBINERS: &[&str] = &["mean_proba", "vote", "sum", "weighted", "concat"];
+/// The links a combiner may apply.
+pub const LINKS: &[&str] = &["identity", "sigmoid", "softmax"];
+
+/// What a node is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A model file, optionally decomposed at load.
+    Model {
+        /// The file, resolved against the graph file's folder.
+        path: PathBuf,
+        /// `decompose = { with = NAME, params = {...} }`.
+        decompose: Option<(String, Json)>,
+    },
+    /// A combiner.
+    Combine {
+        /// How.
+        how: Combine,
+        /// `weights` (weighted).
+        weights: Vec<f64>,
+        /// `link` (sum, concat): `identity`, `sigmoid` or `softmax`.
+        link: String,
+        /// `classes`: labels of the combined output, when its inputs do
+        /// not carry them (raw scores joined through a link).
+        classes: Option<Vec<String>>,
+    },
+}
+
+/// A declared input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputDecl {
+    /// Its id.
+    pub id: String,
+    /// Columns per row.
+    pub width: usize,
+    /// Column names, when given.
+    pub names: Option<Vec<String>>,
+    /// Line of `[inputs.<id>]`.
+    pub line: usize,
+}
+
+/// A declared node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeDecl {
+    /// Its id.
+    pub id: String,
+    /// Model or combiner.
+    pub kind: NodeKind,
+    /// The ids it reads.
+    pub inputs: Vec<String>,
+    /// Line of `[nodes.<id>]`.
+    pub line: usize,
+}
+
+/// A declared output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputDecl {
+    /// What clients call it.
+    pub name: String,
+    /// The node (or input) it answers from.
+    pub from: String,
+    /// Line of `[outputs.<name>]`.
+    pub line: usize,
+}
+
+/// A graph file, read and checked for structure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `[inputs.*]`, in file order.
+    pub inputs: Vec<InputDecl>,
+    /// `[nodes.*]`, in an order where every node comes after its inputs.
+    pub nodes: Vec<NodeDecl>,
+    /// `[outputs.*]`, in file order.
+    pub outputs: Vec<OutputDecl>,
+    /// `[server]`, kept as written (for `tessera serve`).
+    pub server: Json,
+}
+
+/// Line numbers of keys, from the parser's spans.
+struct Lines<'t> {
+    text: &'t str,
+    root: Option<DeTable<'t>>,
+}
+
+impl Lines<'_> {
+    fn line_at(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    /// The line of the deepest key of `path` that exists.
+    fn line(&self, path: &[&str]) -> usize {
+        let Some(mut table) = self.root.as_ref() else {
+            return 0;
+        };
+        let mut line = 0;
+        for key in path {
+            let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
+                break;
+            };
+            line = self.line_at(k.span().start);
+            match v.get_ref() {
+                DeValue::Table(t) => table = t,
+                _ => break,
+            }
+        }
+        line
+    }
+}
+
+/// Reads and checks a graph file's text; `base` is the folder model paths
+/// are relative to, `path` names the file in messages.
+///
+/// # Errors
+/// Every problem found.
+pub fn parse(text: &str, base: &Path, path: &Path) -> Result<Config, GraphError> {
+    let fail = |problems| GraphError {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        fail(vec![Problem {
+            line,
+            key: "(file)".into(),
+            message: format!("not valid TOML: {}", e.message()),
+        }])
+    })?;
+    let lines = Lines {
+        text,
+        root: DeTable::parse(text).ok().map(Spanned::into_inner),
+    };
+    let mut r = Reader {
+        lines: &lines,
+        problems: Vec::new(),
+    };
+    let config = r.config(&table, base);
+    let mut problems = r.problems;
+    problems.sort_by_key(|p| p.line);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+struct Reader<'l, 't> {
+    lines: &'l Lines<'t>,
+    problems: Vec<Problem>,
+}
+
+/// A closest-match hint, or nothing.
+pub fn hint(word: &str, candidates: &[&str]) -> String {
+    tessera_core::params::closest(word, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+impl Reader<'_, '_> {
+    fn problem(&mut self, path: &[&str], message: String) {
+        self.problems.push(Problem {
+            line: self.lines.line(path),
+            key: path.join("."),
+            message,
+        });
+    }
+
+    /// Flags keys of `t` not in `allowed`.
+    fn known_keys(&mut self, t: &toml::Table, path: &[&str], allowed: &[&str]) {
+        for k in t.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let mut p = path.to_vec();
+                p.push(k);
+                let h = hint(k, allowed);
+                self.problem(
+                    &p,
+                    format!("unknown key (accepted: {}){h}", allowed.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// The sub-table at `key`, or a problem.
+    fn sections<'a>(
+        &mut self,
+        root: &'a toml::Table,
+        key: &str,
+    ) -> Vec<(&'a String, &'a toml::Table)> {
+        match root.get(key) {
+            None => Vec::new(),
+            Some(Value::Table(t)) => {
+                let mut out = Vec::new();
+                for (id, v) in t {
+                    match v {
+                        Value::Table(s) => out.push((id, s)),
+                        _ => self.problem(&[key, id], format!("expected a table `[{key}.{id}]`")),
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.problem(&[key], format!("expected tables `[{key}.<id>]`"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn string_list(&mut self, v: Option<&Value>, path: &[&str]) -> Option<Vec<String>> {
+        let v = v?;
+        match v.as_array() {
+            Some(a) if a.iter().all(Value::is_str) => Some(
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            _ => {
+                self.problem(path, format!("expected a list of strings, got {v}"));
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, root: &toml::Table, base: &Path) -> Config {
+        self.known_keys(root, &[], &["server", "inputs", "nodes", "outputs"]);
+        let server = match root.get("server") {
+            Some(Value::Table(t)) => {
+                self.known_keys(
+                    t,
+                    &["server"],
+                    &["listen", "plugins", "threads", "admin_token"],
+                );
+                toml_to_json(Value::Table(t.clone()))
+            }
+            Some(_) => {
+                self.problem(&["server"], "expected a table `[server]`".into());
+                Json::Null
+            }
+            None => Json::Null,
+        };
+        let mut inputs = Vec::new();
+        for (id, t) in self.sections(root, "inputs") {
+            self.known_keys(t, &["inputs", id], &["datatype", "shape", "names"]);
+            let line = self.lines.line(&["inputs", id]);
+            match t.get("datatype").and_then(Value::as_str) {
+                None | Some("FP32") => {}
+                Some(d) => self.problem(
+                    &["inputs", id, "datatype"],
+                    format!("datatype `{d}` is not supported; inputs are FP32"),
+                ),
+            }
+            let names = self.string_list(t.get("names"), &["inputs", id, "names"]);
+            let width = match t.get("shape").and_then(Value::as_array).map(Vec::as_slice) {
+                Some([rows, cols]) if rows.as_integer() == Some(-1) => match cols.as_integer() {
+                    Some(c) if c >= 1 => Some(c as usize),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let width = match (width, &names, t.get("shape")) {
+                (Some(w), Some(n), _) if n.len() != w => {
+                    self.problem(
+                        &["inputs", id, "names"],
+                        format!("{} names for a shape of {w} columns", n.len()),
+                    );
+                    w
+                }
+                (Some(w), _, _) => w,
+                (None, Some(n), None) => n.len(),
+                (None, _, Some(s)) => {
+                    self.problem(
+                        &["inputs", id, "shape"],
+                        format!("expected [-1, <columns>] (a batch of rows), got {s}"),
+                    );
+                    0
+                }
+                (None, _, None) => {
+                    self.problem(
+                        &["inputs", id],
+                        "give `shape = [-1, <columns>]` or the column `names`".into(),
+                    );
+                    0
+                }
+            };
+            inputs.push(InputDecl {
+                id: id.clone(),
+                width,
+                names,
+                line,
+            });
+        }
+        let mut nodes = Vec::new();
+        let node_sections = self.sections(root, "nodes");
+        let declared: Vec<String> = node_sections.iter().map(|(id, _)| (*id).clone()).collect();
+        for (id, t) in node_sections {
+            if let Some(n) = self.node(id, t, base) {
+                nodes.push(n);
+            }
+        }
+        let mut outputs = Vec::new();
+        for (name, t) in self.sections(root, "outputs") {
+            self.known_keys(t, &["outputs", name], &["from", "batching"]);
+            match t.get("from").and_then(Value::as_str) {
+                Some(from) => outputs.push(OutputDecl {
+                    name: name.clone(),
+                    from: from.to_string(),
+                    line: self.lines.line(&["outputs", name]),
+                }),
+                None => self.problem(
+                    &["outputs", name],
+                    "missing `from`: the node this output answers from".into(),
+                ),
+            }
+        }
+        if outputs.is_empty() && !root.contains_key("outputs") {
+            self.problem(&["outputs"], "the graph has no `[outputs.<name>]`".into());
+        }
+        let mut config = Config {
+            inputs,
+            nodes,
+            outputs,
+            server,
+        };
+        self.edges(&mut config, &declared);
+        config
+    }
+
+    fn node(&mut self, id: &str, t: &toml::Table, base: &Path) -> Option<NodeDecl> {
+        let at = |k: &'static str| -> Vec<&str> { vec!["nodes", id, k] };
+        let line = self.lines.line(&["nodes", id]);
+        let inputs = match t.get("inputs") {
+            Some(v) => self.string_list(Some(v), &at("inputs")).unwrap_or_default(),
+            None => {
+                self.problem(&["nodes", id], "missing `inputs`: the ids it reads".into());
+                Vec::new()
+            }
+        };
+        let kind = match (t.get("model"), t.get("combine")) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    &["nodes", id],
+                    "a node is a `model` or a `combine`, not both".into(),
+                );
+                return None;
+            }
+            (Some(m), None) => {
+                self.known_keys(t, &["nodes", id], &["model", "inputs", "decompose", "role"]);
+                let Some(file) = m.as_str() else {
+                    self.problem(&at("model"), format!("expected a file path, got {m}"));
+                    return None;
+                };
+                let path = base.join(file);
+                if !path.is_file() {
+                    self.problem(&at("model"), format!("no model file {}", path.display()));
+                }
+                let decompose = match t.get("decompose") {
+                    None => None,
+                    Some(Value::Table(d)) => {
+                        self.known_keys(d, &at("decompose"), &["with", "params"]);
+                        match (d.get("with").and_then(Value::as_str), d.get("params")) {
+                            (Some(w), None) => {
+                                Some((w.to_string(), Json::Object(Default::default())))
+                            }
+                            (Some(w), Some(p @ Value::Table(_))) => {
+                                Some((w.to_string(), toml_to_json(p.clone())))
+                            }
+                            (Some(_), Some(p)) => {
+                                self.problem(
+                                    &at("decompose"),
+                                    format!("`params` must be a table, got {p}"),
+                                );
+                                None
+                            }
+                            (None, _) => {
+                                self.problem(
+                                    &at("decompose"),
+                                    "missing `with`: the decomposer".into(),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    Some(v) => {
+                        self.problem(
+                            &at("decompose"),
+                            format!(
+                                "expected {{ with = \"<decomposer>\", params = {{...}} }}, got {v}"
+                            ),
+                        );
+                        None
+                    }
+                };
+                if inputs.len() > 1 {
+                    self.problem(
+                        &at("inputs"),
+                        format!("a model reads one input, not {}", inputs.len()),
+                    );
+                }
+                NodeKind::Model { path, decompose }
+            }
+            (None, Some(c)) => {
+                self.known_keys(
+                    t,
+                    &["nodes", id],
+                    &["combine", "inputs", "weights", "link", "classes"],
+                );
+                let how = match c.as_str() {
+                    Some("mean_proba") => Combine::MeanProba,
+                    Some("vote") => Combine::Vote,
+                    Some("sum") => Combine::Sum,
+                    Some("weighted") => Combine::Weighted,
+                    Some("concat") => Combine::Concat,
+                    _ => {
+                        let h = c.as_str().map(|s| hint(s, COMBINERS)).unwrap_or_default();
+                        self.problem(
+                            &at("combine"),
+                            format!(
+                                "unknown combiner {c} (accepted: {}){h}",
+                                COMBINERS.join(", ")
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                let weights: Vec<f64> = match t.get("weights") {
+                    None => Vec::new(),
+                    Some(v) => match v.as_array() {
+                        Some(a)
+                            if a.iter().all(|w| {
+                                w.as_float()
+                                    .or(w.as_integer().map(|i| i as f64))
+                                    .is_some_and(|w| w >= 0.0 && w.is_finite())
+                            }) =>
+                        {
+                            a.iter()
+                                .filter_map(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
+                                .collect()
+                        }
+                        _ => {
+                            self.problem(
+                                &at("weights"),
+                                format!("expected a list of numbers >= 0, got {v}"),
+                            );
+                            Vec::new()
+                        }
+                    },
+                };
+                if how == Combine::Weighted && weights.len() != inputs.len() {
+                    self.problem(
+                        &at("weights"),
+                        format!("{} weights for {} inputs", weights.len(), inputs.len()),
+                    );
+                }
+                if how != Combine::Weighted && t.contains_key("weights") {
+                    self.problem(
+                        &at("weights"),
+                        "only `combine = \"weighted\"` takes weights".into(),
+                    );
+                }
+                let link = match t.get("link") {
+                    None => "identity".to_string(),
+                    Some(l) => match l.as_str() {
+                        Some(s) if LINKS.contains(&s) => s.to_string(),
+                        _ => {
+                            self.problem(
+                                &at("link"),
+                                format!("unknown link {l} (accepted: {})", LINKS.join(", ")),
+                            );
+                            "identity".into()
+                        }
+                    },
+                };
+                if t.contains_key("link") && !matches!(how, Combine::Sum | Combine::Concat) {
+                    self.problem(&at("link"), "only `sum` and `concat` take a link".into());
+                }
+                let classes = self.string_list(t.get("classes"), &at("classes"));
+                if inputs.is_empty() {
+                    self.problem(&at("inputs"), "a combiner needs at least one input".into());
+                }
+                NodeKind::Combine {
+                    how,
+                    weights,
+                    link,
+                    classes,
+                }
+            }
+            (None, None) => {
+                self.problem(
+                    &["nodes", id],
+                    "a node needs `model = \"<file>\"` or `combine = \"<combiner>\"`".into(),
+                );
+                return None;
+            }
+        };
+        Some(NodeDecl {
+            id: id.to_string(),
+            kind,
+            inputs,
+            line,
+        })
+    }
+
+    /// Unknown ids, cycles, and nodes no output reaches; orders the nodes
+    /// so that every node follows its inputs.
+    /// `declared` holds every `[nodes.*]` id, those with problems of
+    /// their own too (so that their readers are not flagged again).
+    fn edges(&mut self, c: &mut Config, declared: &[String]) {
+        let input_ids: BTreeSet<&str> = c.inputs.iter().map(|i| i.id.as_str()).collect();
+        let node_ids: BTreeSet<&str> = declared.iter().map(String::as_str).collect();
+        for id in input_ids.intersection(&node_ids) {
+            self.problem(
+                &["nodes", id],
+                format!("`{id}` is both an input and a node"),
+            );
+        }
+        let all: Vec<&str> = input_ids.iter().chain(&node_ids).copied().collect();
+        let mut problems = Vec::new();
+        for n in &c.nodes {
+            for i in &n.inputs {
+                if !all.contains(&i.as_str()) {
+                    problems.push((
+                        vec!["nodes".to_string(), n.id.clone(), "inputs".into()],
+                        format!("unknown input `{i}`{}", hint(i, &all)),
+                    ));
+                }
+            }
+        }
+        for o in &c.outputs {
+            if !node_ids.contains(o.from.as_str()) {
+                problems.push((
+                    vec!["outputs".to_string(), o.name.clone(), "from".into()],
+                    format!(
+                        "unknown node `{}`{}",
+                        o.from,
+                        hint(&o.from, &node_ids.iter().copied().collect::<Vec<_>>())
+                    ),
+                ));
+            }
+        }
+        for (p, m) in problems {
+            let p: Vec<&str> = p.iter().map(String::as_str).collect();
+            self.problem(&p, m);
+        }
+        // Order by depth-first search from every node; a node met again
+        // while still open closes a cycle.
+        let index: BTreeMap<&str, usize> = c
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let mut state = vec![0u8; c.nodes.len()]; // 0 new, 1 open, 2 done
+        let mut order = Vec::with_capacity(c.nodes.len());
+        let mut cycles = Vec::new();
+        fn visit(
+            i: usize,
+            nodes: &[NodeDecl],
+            index: &BTreeMap<&str, usize>,
+            state: &mut [u8],
+            order: &mut Vec<usize>,
+            stack: &mut Vec<usize>,
+            cycles: &mut Vec<Vec<usize>>,
+        ) {
+            state[i] = 1;
+            stack.push(i);
+            for inp in &nodes[i].inputs {
+                if let Some(&j) = index.get(inp.as_str()) {
+                    match state[j] {
+                        0 => visit(j, nodes, index, state, order, stack, cycles),
+                        1 => {
+                            let from = stack.iter().position(|&s| s == j).unwrap_or(0);
+                            cycles.push(stack[from..].to_vec());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            stack.pop();
+            state[i] = 2;
+            order.push(i);
+        }
+        for i in 0..c.nodes.len() {
+            if state[i] == 0 {
+                visit(
+                    i,
+                    &c.nodes,
+                    &index,
+                    &mut state,
+                    &mut order,
+                    &mut Vec::new(),
+                    &mut cycles,
+                );
+            }
+        }
+        for cyc in cycles {
+            let names: Vec<&str> = cyc.iter().map(|&i| c.nodes[i].id.as_str()).collect();
+            let first = names[0].to_string();
+            self.problem(
+                &["nodes", &first, "inputs"],
+                format!("cycle: {} -> {first}", names.join(" -> ")),
+            );
+        }
+        // Reachability from the outputs.
+        let mut reached = vec![false; c.nodes.len()];
+        let mut todo: Vec<usize> = c
+            .outputs
+            .iter()
+            .filter_map(|o| index.get(o.from.as_str()).copied())
+            .collect();
+        while let Some(i) = todo.pop() {
+            if !reached[i] {
+                reached[i] = true;
+                todo.extend(
+                    c.nodes[i]
+                        .inputs
+                        .iter()
+                        .filter_map(|s| index.get(s.as_str()).copied()),
+                );
+            }
+        }
+        for (i, n) in c.nodes.iter().enumerate() {
+            if !reached[i] {
+                let id = n.id.clone();
+                self.problem(
+                    &["nodes", &id],
+                    "no output reads this node (unreachable)".into(),
+                );
+            }
+        }
+        let nodes = std::mem::take(&mut c.nodes);
+        let mut slots: Vec<Option<NodeDecl>> = nodes.into_iter().map(Some).collect();
+        c.nodes = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    }
+}

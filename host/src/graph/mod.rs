@@ -1,0 +1,418 @@
+//! The serving graph: inputs clients send, model and combiner nodes,
+//! outputs clients call, read from TOML ([`config`]) and run in-process
+//! ([`Graph::predict`]): independent nodes run side by side within the
+//! thread budget, a decomposed node fans out to its parts.
+//!
+//! ```no_run
+//! use tessera_host::{Registry, graph::Graph};
+//! let mut registry = Registry::new();
+//! registry.load_dir(std::path::Path::new("target/release"))?;
+//! let graph = Graph::from_file(&registry, std::path::Path::new("graph.toml"))?;
+//! let rows = vec![0.0f32; 4 * graph.input_width()?];
+//! let answer = graph.predict("churn", &rows, 2)?;
+//! println!("{:?}", answer.labels());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod config;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tessera_core::ir::Link;
+
+pub use config::{Combine, Config, GraphError, Problem};
+pub use run::Answer;
+
+use crate::{
+    decompose::{self, Parts},
+    model::LoadedModel,
+    plugin::Registry,
+};
+
+/// Where a node's data comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Input(usize),
+    Node(usize),
+}
+
+/// What a node answers: `width` values per row; class probabilities
+/// when `classes` is not empty.
+#[derive(Clone, Debug, PartialEq)]
+struct Shape {
+    width: usize,
+    classes: Vec<String>,
+}
+
+enum Op {
+    /// A whole model; `pick` maps its features to the input's columns.
+    Model {
+        model: LoadedModel,
+        pick: Option<Vec<usize>>,
+    },
+    /// A model decomposed at load: parts run side by side, then join.
+    Parts {
+        parts: Parts,
+        loaded: Vec<LoadedModel>,
+        pick: Option<Vec<usize>>,
+    },
+    /// A combiner.
+    Combine {
+        how: Combine,
+        weights: Vec<f64>,
+        link: Link,
+    },
+}
+
+struct Node {
+    id: String,
+    op: Op,
+    inputs: Vec<Source>,
+    shape: Shape,
+}
+
+/// A loaded, checked graph.
+pub struct Graph<'r> {
+    registry: &'r Registry,
+    path: PathBuf,
+    config: Config,
+    nodes: Vec<Node>,
+}
+
+fn link_of(name: &str) -> Link {
+    match name {
+        "sigmoid" => Link::Sigmoid,
+        "softmax" => Link::Softmax,
+        _ => Link::Identity,
+    }
+}
+
+impl<'r> Graph<'r> {
+    /// Reads, checks and loads the graph in `path` (model paths relative
+    /// to its folder).
+    ///
+    /// # Errors
+    /// An unreadable file, or a [`GraphError`] listing every problem.
+    pub fn from_file(registry: &'r Registry, path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::data::DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(registry, &text, base, path)
+    }
+
+    /// The same from TOML text; `base` is the folder model paths are
+    /// relative to, `name` names the text in messages.
+    ///
+    /// # Errors
+    /// A [`GraphError`] listing every problem.
+    pub fn from_toml(
+        registry: &'r Registry,
+        text: &str,
+        base: &Path,
+        name: &Path,
+    ) -> anyhow::Result<Self> {
+        let config = config::parse(text, base, name)?;
+        let mut problems = Vec::new();
+        let mut nodes: Vec<Node> = Vec::with_capacity(config.nodes.len());
+        let source = |id: &str, nodes: &[Node]| -> Option<Source> {
+            config
+                .inputs
+                .iter()
+                .position(|i| i.id == id)
+                .map(Source::Input)
+                .or_else(|| nodes.iter().position(|n| n.id == id).map(Source::Node))
+        };
+        for decl in &config.nodes {
+            let mut problem = |message: String| {
+                problems.push(Problem {
+                    line: decl.line,
+                    key: format!("nodes.{}", decl.id),
+                    message,
+                });
+            };
+            let Some(inputs) = decl
+                .inputs
+                .iter()
+                .map(|i| source(i, &nodes))
+                .collect::<Option<Vec<_>>>()
+            else {
+                // An input that failed to load (its problem is listed).
+                continue;
+            };
+            let in_shape = |s: &Source| -> (usize, Option<&Vec<String>>) {
+                match *s {
+                    Source::Input(i) => (config.inputs[i].width, config.inputs[i].names.as_ref()),
+                    Source::Node(n) => (nodes[n].shape.width, None),
+                }
+            };
+            let built = match &decl.kind {
+                config::NodeKind::Model {
+                    path,
+                    decompose: how,
+                } => match load_model(registry, path, how.as_ref(), inputs.first().map(in_shape)) {
+                    Ok((op, shape)) => Some((op, shape)),
+                    Err(e) => {
+                        problem(format!("{e:#}"));
+                        None
+                    }
+                },
+                config::NodeKind::Combine {
+                    how,
+                    weights,
+                    link,
+                    classes,
+                } => {
+                    let shapes: Vec<(String, Shape)> = inputs
+                        .iter()
+                        .map(|s| match *s {
+                            Source::Input(i) => (
+                                config.inputs[i].id.clone(),
+                                Shape {
+                                    width: config.inputs[i].width,
+                                    classes: Vec::new(),
+                                },
+                            ),
+                            Source::Node(n) => (nodes[n].id.clone(), nodes[n].shape.clone()),
+                        })
+                        .collect();
+                    match combined_shape(*how, &shapes, link, classes.as_deref()) {
+                        Ok(shape) => Some((
+                            Op::Combine {
+                                how: *how,
+                                weights: weights.clone(),
+                                link: link_of(link),
+                            },
+                            shape,
+                        )),
+                        Err(m) => {
+                            problem(m);
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some((op, shape)) = built {
+                nodes.push(Node {
+                    id: decl.id.clone(),
+                    op,
+                    inputs,
+                    shape,
+                });
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(GraphError {
+                path: name.to_path_buf(),
+                problems,
+            }
+            .into());
+        }
+        Ok(Self {
+            registry,
+            path: name.to_path_buf(),
+            config,
+            nodes,
+        })
+    }
+
+    /// The checked configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The graph file's path (or name).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the outputs clients call.
+    pub fn outputs(&self) -> Vec<&str> {
+        self.config
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect()
+    }
+
+    /// Columns per row of the graph's one input.
+    ///
+    /// # Errors
+    /// A graph with several inputs.
+    pub fn input_width(&self) -> anyhow::Result<usize> {
+        match self.config.inputs.as_slice() {
+            [one] => Ok(one.width),
+            many => anyhow::bail!(
+                "{}: the graph has {} inputs; name each one's rows",
+                self.path.display(),
+                many.len()
+            ),
+        }
+    }
+
+    /// The class labels output `name` answers with (empty for values).
+    pub fn output_classes(&self, name: &str) -> Option<&[String]> {
+        let o = self.config.outputs.iter().find(|o| o.name == name)?;
+        let n = self.nodes.iter().find(|n| n.id == o.from)?;
+        Some(&n.shape.classes)
+    }
+
+    /// The graph as Graphviz DOT.
+    pub fn dot(&self) -> String {
+        run::dot(self)
+    }
+}
+
+/// Loads a model node: the model (decomposed when asked) and the columns
+/// it takes from its input (`(width, names)`).
+fn load_model(
+    registry: &Registry,
+    path: &Path,
+    how: Option<&(String, serde_json::Value)>,
+    input: Option<(usize, Option<&Vec<String>>)>,
+) -> anyhow::Result<(Op, Shape)> {
+    let model = LoadedModel::open(registry, path)?;
+    let features = &model.header.features;
+    let pick = match input {
+        Some((_, Some(names))) => Some(
+            features
+                .iter()
+                .map(|f| {
+                    names.iter().position(|n| n == f).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{} needs feature `{f}`, which its input does not name{}",
+                            path.display(),
+                            config::hint(f, &names.iter().map(String::as_str).collect::<Vec<_>>())
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        Some((width, None)) if width != features.len() => anyhow::bail!(
+            "{} takes {} features, its input gives {width} columns",
+            path.display(),
+            features.len()
+        ),
+        _ => None,
+    };
+    let shape = Shape {
+        width: if model.is_classifier() {
+            model.header.classes.len()
+        } else {
+            model.header.target_names().len()
+        },
+        classes: model.header.classes.clone(),
+    };
+    let op = match how {
+        None => Op::Model { model, pick },
+        Some((with, params)) => {
+            let ctx = crate::RunContext::new(registry, 1);
+            let parts = decompose::decompose(registry, ctx.as_abi(), &model, path, with, params)
+                .with_context(|| format!("cannot decompose {} with {with}", path.display()))?;
+            let loaded = parts.load(registry)?;
+            Op::Parts {
+                parts,
+                loaded,
+                pick,
+            }
+        }
+    };
+    Ok((op, shape))
+}
+
+/// The shape a combiner answers with, or why its inputs do not fit.
+fn combined_shape(
+    how: Combine,
+    inputs: &[(String, Shape)],
+    link: &str,
+    classes: Option<&[String]>,
+) -> Result<Shape, String> {
+    let first = &inputs[0].1;
+    let differ = |what: &str, f: &dyn Fn(&Shape) -> String| -> Result<(), String> {
+        match inputs.iter().find(|(_, s)| f(s) != f(first)) {
+            Some((id, s)) => Err(format!(
+                "{what} mismatch between its inputs: `{}` has {}, `{id}` has {}",
+                inputs[0].0,
+                f(first),
+                f(s)
+            )),
+            None => Ok(()),
+        }
+    };
+    let classes_text = |s: &Shape| {
+        if s.classes.is_empty() {
+            "no classes".to_string()
+        } else {
+            format!("{} classes [{}]", s.classes.len(), s.classes.join(", "))
+        }
+    };
+    let width_text = |s: &Shape| format!("{} values per row", s.width);
+    let shape = match how {
+        Combine::MeanProba | Combine::Vote => {
+            if let Some((id, _)) = inputs.iter().find(|(_, s)| s.classes.is_empty()) {
+                return Err(format!("`{id}` answers values, not class probabilities"));
+            }
+            differ("class-count", &classes_text)?;
+            first.clone()
+        }
+        Combine::Sum | Combine::Weighted => {
+            differ("output-shape", &width_text)?;
+            let classes = classes.map(<[String]>::to_vec).unwrap_or_else(|| {
+                let same = inputs.iter().all(|(_, s)| s.classes == first.classes);
+                if same {
+                    first.classes.clone()
+                } else {
+                    Vec::new()
+                }
+            });
+            linked(first.width, link, classes)?
+        }
+        Combine::Concat => {
+            let width = inputs.iter().map(|(_, s)| s.width).sum();
+            linked(
+                width,
+                link,
+                classes.map(<[String]>::to_vec).unwrap_or_default(),
+            )?
+        }
+    };
+    Ok(shape)
+}
+
+/// The shape after `link` of `width` values labelled `classes`.
+fn linked(width: usize, link: &str, classes: Vec<String>) -> Result<Shape, String> {
+    match link {
+        "sigmoid" if width != 1 => Err(format!(
+            "a sigmoid link takes one value per row, not {width}"
+        )),
+        "sigmoid" => Ok(Shape {
+            width: 2,
+            classes: if classes.is_empty() {
+                vec!["0".into(), "1".into()]
+            } else {
+                classes
+            },
+        }),
+        "softmax" if !classes.is_empty() && classes.len() != width => Err(format!(
+            "{} classes for a softmax over {width} values",
+            classes.len()
+        )),
+        "softmax" => Ok(Shape {
+            width,
+            classes: if classes.is_empty() {
+                (0..width).map(|c| c.to_string()).collect()
+            } else {
+                classes
+            },
+        }),
+        _ if !classes.is_empty() && classes.len() != width => Err(format!(
+            "{} classes for {width} values per row",
+            classes.len()
+        )),
+        _ => Ok(Shape { width, classes }),
+    }
+}

@@ -1,0 +1,393 @@
+//! Running a graph: the nodes an output needs, in waves of nodes whose
+//! inputs are ready, each wave's nodes side by side with the thread
+//! budget shared among them.
+
+use std::fmt::Write as _;
+
+use tessera_core::ir::Link;
+
+use super::{Combine, Graph, Node, Op, Source};
+use crate::{RunContext, decompose::whole_answer, model::LoadedModel};
+
+/// An output's answer for a batch of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// Rows answered.
+    pub rows: usize,
+    /// Values per row.
+    pub width: usize,
+    /// Class labels: when not empty, `values` are class probabilities
+    /// (one column per class).
+    pub classes: Vec<String>,
+    /// Row-major values.
+    pub values: Vec<f64>,
+}
+
+impl Answer {
+    /// The predicted label of every row (the most probable class), or
+    /// `None` for values.
+    pub fn labels(&self) -> Option<Vec<&str>> {
+        if self.classes.is_empty() {
+            return None;
+        }
+        Some(
+            self.values
+                .chunks_exact(self.width.max(1))
+                .map(|p| {
+                    let mut best = 0;
+                    for (i, v) in p.iter().enumerate() {
+                        if *v > p[best] {
+                            best = i;
+                        }
+                    }
+                    self.classes[best].as_str()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The answers ready for a wave: the input rows and the nodes run so far.
+struct Ready<'a> {
+    x: &'a [f64],
+    width: usize,
+    results: &'a [Option<Vec<f64>>],
+    nodes: &'a [Node],
+}
+
+impl<'a> Ready<'a> {
+    /// A source's values and width.
+    fn get(&self, s: &Source) -> (&'a [f64], usize) {
+        match s {
+            Source::Input(_) => (self.x, self.width),
+            Source::Node(n) => (
+                self.results[*n].as_deref().expect("inputs run first"),
+                self.nodes[*n].shape.width,
+            ),
+        }
+    }
+}
+
+/// The columns `pick` of every row of `x` (`cols` per row).
+fn picked(x: &[f32], cols: usize, pick: &Option<Vec<usize>>) -> Vec<f32> {
+    match pick {
+        None => x.to_vec(),
+        Some(p) => x
+            .chunks_exact(cols.max(1))
+            .flat_map(|row| p.iter().map(|&j| row[j]))
+            .collect(),
+    }
+}
+
+impl Graph<'_> {
+    /// Answers output `output` for `rows` of the graph's one input
+    /// (row-major, [`Graph::input_width`] values each), within a budget
+    /// of `threads` threads.
+    ///
+    /// # Errors
+    /// An unknown output, rows of the wrong width, or a model's error.
+    pub fn predict(&self, output: &str, x: &[f32], threads: usize) -> anyhow::Result<Answer> {
+        let width = self.input_width()?;
+        if width == 0 || !x.len().is_multiple_of(width) {
+            anyhow::bail!(
+                "{}: {} values are not whole rows of {width}",
+                self.path.display(),
+                x.len()
+            );
+        }
+        let Some(o) = self.config.outputs.iter().find(|o| o.name == output) else {
+            let names = self.outputs();
+            anyhow::bail!(
+                "{}: no output `{output}` (the graph has: {}){}",
+                self.path.display(),
+                names.join(", "),
+                super::config::hint(output, &names)
+            );
+        };
+        let rows = x.len() / width;
+        let target = self
+            .nodes
+            .iter()
+            .position(|n| n.id == o.from)
+            .expect("outputs name loaded nodes");
+        // The nodes this output needs.
+        let mut needed = vec![false; self.nodes.len()];
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !needed[i] {
+                needed[i] = true;
+                todo.extend(self.nodes[i].inputs.iter().filter_map(|s| match s {
+                    Source::Node(n) => Some(*n),
+                    Source::Input(_) => None,
+                }));
+            }
+        }
+        let mut results: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        loop {
+            let wave: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| needed[i] && results[i].is_none())
+                .filter(|&i| {
+                    self.nodes[i].inputs.iter().all(|s| match s {
+                        Source::Node(n) => results[*n].is_some(),
+                        Source::Input(_) => true,
+                    })
+                })
+                .collect();
+            if wave.is_empty() {
+                break;
+            }
+            let share = (threads / wave.len()).max(1);
+            let data = Ready {
+                x: &x64,
+                width,
+                results: &results,
+                nodes: &self.nodes,
+            };
+            let computed: Vec<anyhow::Result<Vec<f64>>> = if wave.len() == 1 {
+                vec![self.run_node(&self.nodes[wave[0]], &data, rows, threads)]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = wave
+                        .iter()
+                        .map(|&i| {
+                            let node = &self.nodes[i];
+                            let data = &data;
+                            scope.spawn(move || self.run_node(node, data, rows, share))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(anyhow::anyhow!("a graph node panicked")))
+                        })
+                        .collect()
+                })
+            };
+            for (&i, r) in wave.iter().zip(computed) {
+                let r = r.map_err(|e| {
+                    e.context(format!(
+                        "{}: node `{}`",
+                        self.path.display(),
+                        self.nodes[i].id
+                    ))
+                })?;
+                results[i] = Some(r);
+            }
+        }
+        let shape = &self.nodes[target].shape;
+        Ok(Answer {
+            rows,
+            width: shape.width,
+            classes: shape.classes.clone(),
+            values: results[target].take().unwrap_or_default(),
+        })
+    }
+
+    fn run_node(
+        &self,
+        node: &Node,
+        data: &Ready<'_>,
+        rows: usize,
+        threads: usize,
+    ) -> anyhow::Result<Vec<f64>> {
+        let ctx = RunContext::new(self.registry, threads);
+        let input = |s: &Source| -> Vec<f32> { data.get(s).0.iter().map(|&v| v as f32).collect() };
+        match &node.op {
+            Op::Model { model, pick } => {
+                let (_, cols) = data.get(&node.inputs[0]);
+                let x = picked(&input(&node.inputs[0]), cols, pick);
+                Ok(whole_answer(model, ctx.as_abi(), &x)?)
+            }
+            Op::Parts {
+                parts,
+                loaded,
+                pick,
+            } => {
+                let (_, cols) = data.get(&node.inputs[0]);
+                let x = picked(&input(&node.inputs[0]), cols, pick);
+                run_parts(self, parts, loaded, &x, rows, threads)
+            }
+            Op::Combine { how, weights, link } => {
+                let ins: Vec<(&[f64], usize)> = node.inputs.iter().map(|s| data.get(s)).collect();
+                Ok(combine(*how, weights, *link, &ins, rows))
+            }
+        }
+    }
+}
+
+/// A decomposed node: independent parts side by side (a pipeline's
+/// stages in order), then joined.
+fn run_parts(
+    g: &Graph<'_>,
+    parts: &crate::decompose::Parts,
+    loaded: &[LoadedModel],
+    x: &[f32],
+    rows: usize,
+    threads: usize,
+) -> anyhow::Result<Vec<f64>> {
+    if parts.plan == tessera_core::recombine::Plan::Pipeline || loaded.len() == 1 {
+        let ctx = RunContext::new(g.registry, threads);
+        return parts.answer(loaded, ctx.as_abi(), x, rows);
+    }
+    let share = (threads / loaded.len()).max(1);
+    let outputs: Vec<anyhow::Result<Vec<f32>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = loaded
+            .iter()
+            .map(|m| {
+                scope.spawn(move || {
+                    let ctx = RunContext::new(g.registry, share);
+                    let out = if m.is_classifier() {
+                        m.predict_proba(ctx.as_abi(), x)?.data.into_vec()
+                    } else {
+                        m.predict(ctx.as_abi(), x)?
+                    };
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a part panicked")))
+            })
+            .collect()
+    });
+    let outputs = outputs.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    parts
+        .plan
+        .join(&outputs, rows)
+        .map_err(|e| anyhow::anyhow!(e.message.to_string()))
+}
+
+/// Applies `link` to rows of `width` values.
+fn apply_link(mut v: Vec<f64>, width: usize, link: Link) -> Vec<f64> {
+    match link {
+        Link::Identity => v,
+        Link::Sigmoid => v
+            .iter()
+            .flat_map(|&z| {
+                let p = 1.0 / (1.0 + (-z).exp());
+                [1.0 - p, p]
+            })
+            .collect(),
+        Link::Softmax => {
+            for row in v.chunks_exact_mut(width.max(1)) {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                row.iter_mut().for_each(|x| *x /= sum);
+            }
+            v
+        }
+    }
+}
+
+/// A combiner over its inputs' answers (`(values, width)` each).
+fn combine(
+    how: Combine,
+    weights: &[f64],
+    link: Link,
+    ins: &[(&[f64], usize)],
+    rows: usize,
+) -> Vec<f64> {
+    let width = ins[0].1;
+    match how {
+        Combine::MeanProba => {
+            let mut acc = vec![0.0; rows * width];
+            for (v, _) in ins {
+                acc.iter_mut().zip(*v).for_each(|(a, x)| *a += x);
+            }
+            let n = ins.len() as f64;
+            acc.iter_mut().for_each(|a| *a /= n);
+            acc
+        }
+        Combine::Vote => {
+            let mut acc = vec![0.0; rows * width];
+            for (v, _) in ins {
+                for (r, p) in v.chunks_exact(width).enumerate() {
+                    let mut best = 0;
+                    for (i, x) in p.iter().enumerate() {
+                        if *x > p[best] {
+                            best = i;
+                        }
+                    }
+                    acc[r * width + best] += 1.0;
+                }
+            }
+            let n = ins.len() as f64;
+            acc.iter_mut().for_each(|a| *a /= n);
+            acc
+        }
+        Combine::Sum | Combine::Weighted => {
+            let mut acc = vec![0.0; rows * width];
+            for (k, (v, _)) in ins.iter().enumerate() {
+                let w = if how == Combine::Weighted {
+                    weights[k]
+                } else {
+                    1.0
+                };
+                acc.iter_mut().zip(*v).for_each(|(a, x)| *a += w * x);
+            }
+            apply_link(acc, width, link)
+        }
+        Combine::Concat => {
+            let total: usize = ins.iter().map(|(_, w)| w).sum();
+            let mut acc = Vec::with_capacity(rows * total);
+            for r in 0..rows {
+                for (v, w) in ins {
+                    acc.extend_from_slice(&v[r * w..(r + 1) * w]);
+                }
+            }
+            apply_link(acc, total, link)
+        }
+    }
+}
+
+/// The graph as Graphviz DOT: inputs as ellipses, models as boxes,
+/// combiners as diamonds, outputs as double octagons.
+pub fn dot(g: &Graph<'_>) -> String {
+    let mut s = String::from("digraph tessera {\n  rankdir=LR;\n");
+    let q = |id: &str| format!("{id:?}");
+    for i in &g.config.inputs {
+        let _ = writeln!(
+            s,
+            "  {} [shape=ellipse, label=\"{}\\n{} columns\"];",
+            q(&format!("input:{}", i.id)),
+            i.id,
+            i.width
+        );
+    }
+    for n in &g.nodes {
+        let (shape, label) = match &n.op {
+            Op::Model { model, .. } => ("box", format!("{}\\n{}", n.id, model.header.component)),
+            Op::Parts { parts, .. } => ("box3d", format!("{}\\n{} parts", n.id, parts.parts.len())),
+            Op::Combine { how, .. } => ("diamond", format!("{}\\n{how:?}", n.id)),
+        };
+        let _ = writeln!(s, "  {} [shape={shape}, label=\"{label}\"];", q(&n.id));
+        for src in &n.inputs {
+            let from = match src {
+                Source::Input(i) => format!("input:{}", g.config.inputs[*i].id),
+                Source::Node(j) => g.nodes[*j].id.clone(),
+            };
+            let _ = writeln!(s, "  {} -> {};", q(&from), q(&n.id));
+        }
+    }
+    for o in &g.config.outputs {
+        let id = format!("output:{}", o.name);
+        let _ = writeln!(
+            s,
+            "  {} [shape=doubleoctagon, label=\"{}\"];",
+            q(&id),
+            o.name
+        );
+        let _ = writeln!(s, "  {} -> {};", q(&o.from), q(&id));
+    }
+    s.push_str("}\n");
+    s
+}

@@ -1,0 +1,305 @@
+//! Serving graphs (TOML) through the real binary: `graph check` lists
+//! every problem with its line and key, one bad file per kind of problem;
+//! `predict --graph` runs decomposed models and combiners in-process and
+//! answers as the models do; `graph show` draws DOT.
+
+use std::path::Path;
+
+use crate::util::{TempDir, data, plugin_dir, read, s, tessera, train, write_lines};
+
+const PLUGINS: &[&str] = &[
+    "tessera_forest",
+    "tessera_boosting",
+    "tessera_mlp",
+    "tessera_decompose",
+];
+
+/// Trains `learner` on iris with `settings` into `dir/name.tsr`.
+fn model(plugins: &Path, dir: &TempDir, name: &str, learner: &str, csv: &Path, settings: &[&str]) {
+    let mut args = vec!["--seed", "0"];
+    args.extend_from_slice(settings);
+    train(
+        plugins,
+        learner,
+        csv,
+        "label",
+        &args,
+        &dir.join(&format!("{name}.tsr")),
+    )
+    .ok();
+}
+
+/// Writes `text` as `dir/name.toml`.
+fn toml(dir: &TempDir, name: &str, text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    s(&write_lines(dir, name, &lines)).to_string()
+}
+
+const INPUT: &str = "[inputs.features]\nnames = [\"f0\", \"f1\", \"f2\", \"f3\"]\n";
+
+#[test]
+fn every_problem_is_named_with_its_line_and_key() {
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-check");
+    let iris = data("iris.train.csv");
+    let header = read(&iris).lines().next().unwrap().to_string();
+    assert!(header.starts_with("f0,f1,f2,f3,"), "{header}");
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=5"],
+    );
+    // The same features, two classes.
+    let lines: Vec<String> = read(&iris)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                return l.to_string();
+            }
+            let (x, label) = l.rsplit_once(',').unwrap();
+            format!("{x},{}", if label == "0" { "a" } else { "b" })
+        })
+        .collect();
+    let binary = write_lines(&tmp, "binary.csv", &lines);
+    model(
+        p,
+        &tmp,
+        "bin",
+        "random_forest",
+        &binary,
+        &["--set", "n_estimators=5"],
+    );
+    model(
+        p,
+        &tmp,
+        "reg",
+        "gradient_boosting",
+        &iris,
+        &["--task", "regression", "--set", "n_estimators=5"],
+    );
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown input",
+            format!("{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"featurs\"]\n[outputs.o]\nfrom = \"rf\"\n"),
+            vec!["line 5: `nodes.rf.inputs`: unknown input `featurs`; did you mean `features`?"],
+        ),
+        (
+            "cycle",
+            format!(
+                "{INPUT}[nodes.a]\ncombine = \"mean_proba\"\ninputs = [\"b\"]\n\
+                 [nodes.b]\ncombine = \"mean_proba\"\ninputs = [\"a\"]\n[outputs.o]\nfrom = \"a\"\n"
+            ),
+            vec!["cycle: a -> b -> a"],
+        ),
+        (
+            "unreachable",
+            format!(
+                "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+                 [nodes.spare]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n[outputs.o]\nfrom = \"rf\"\n"
+            ),
+            vec!["line 6: `nodes.spare`: no output reads this node (unreachable)"],
+        ),
+        (
+            "class count",
+            format!(
+                "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+                 [nodes.bin]\nmodel = \"bin.tsr\"\ninputs = [\"features\"]\n\
+                 [nodes.both]\ncombine = \"mean_proba\"\ninputs = [\"rf\", \"bin\"]\n[outputs.o]\nfrom = \"both\"\n"
+            ),
+            vec!["line 9: `nodes.both`: class-count mismatch between its inputs: `rf` has 3 classes"],
+        ),
+        (
+            "output shape",
+            format!(
+                "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+                 [nodes.reg]\nmodel = \"reg.tsr\"\ninputs = [\"features\"]\n\
+                 [nodes.s]\ncombine = \"sum\"\ninputs = [\"rf\", \"reg\"]\n[outputs.o]\nfrom = \"s\"\n"
+            ),
+            vec!["`nodes.s`: output-shape mismatch between its inputs: `rf` has 3 values per row, `reg` has 1"],
+        ),
+        (
+            "missing file and unknown key",
+            format!("{INPUT}[nodes.rf]\nmodel = \"nope.tsr\"\ninput = [\"features\"]\n[outputs.o]\nfrom = \"rf\"\n"),
+            vec![
+                "3 problems",
+                "line 3: `nodes.rf`: missing `inputs`",
+                "line 4: `nodes.rf.model`: no model file",
+                "line 5: `nodes.rf.input`: unknown key",
+                "did you mean `inputs`?",
+            ],
+        ),
+        (
+            "unknown output node and combiner",
+            format!(
+                "{INPUT}[nodes.c]\ncombine = \"avg\"\ninputs = [\"features\"]\n[outputs.o]\nfrom = \"cc\"\n"
+            ),
+            vec!["`nodes.c.combine`: unknown combiner \"avg\"", "`outputs.o.from`: unknown node `cc`"],
+        ),
+        (
+            "bad TOML",
+            "[nodes.x\nmodel = 1\n".to_string(),
+            vec!["line 1: `(file)`: not valid TOML"],
+        ),
+        (
+            "a feature the input lacks",
+            "[inputs.features]\nnames = [\"a\", \"b\", \"c\", \"d\"]\n[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n[outputs.o]\nfrom = \"rf\"\n".to_string(),
+            vec!["`nodes.rf`", "needs feature `f0`"],
+        ),
+    ];
+    for (what, text, pieces) in cases {
+        let path = toml(&tmp, &format!("{}.toml", what.replace(' ', "_")), &text);
+        let mut expected = vec![path.as_str()];
+        expected.extend(pieces);
+        tessera(p, &["graph", "check", &path]).fails(2, &expected);
+    }
+    // A model whose plugin is not loaded.
+    let only_mlp = plugin_dir(&["tessera_mlp"]);
+    let path = toml(
+        &tmp,
+        "plugin.toml",
+        &format!(
+            "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n[outputs.o]\nfrom = \"rf\"\n"
+        ),
+    );
+    tessera(only_mlp.path(), &["graph", "check", &path]).fails(2, &["`nodes.rf`", "forest"]);
+}
+
+fn proba(csv: &str) -> Vec<Vec<f64>> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn graphs_answer_as_their_models_do() {
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-run");
+    let iris = data("iris.train.csv");
+    let test = data("iris.test.csv");
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=30"],
+    );
+    model(
+        p,
+        &tmp,
+        "rf2",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=30", "--set", "random_state=7"],
+    );
+    model(
+        p,
+        &tmp,
+        "gb",
+        "gradient_boosting",
+        &iris,
+        &["--set", "n_estimators=20"],
+    );
+    let text = format!(
+        "{INPUT}\n[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+         decompose = {{ with = \"shard\", params = {{ parts = 3 }} }}\n\
+         [nodes.rf2]\nmodel = \"rf2.tsr\"\ninputs = [\"features\"]\n\
+         [nodes.gb]\nmodel = \"gb.tsr\"\ninputs = [\"features\"]\n\
+         decompose = {{ with = \"one_vs_rest\" }}\n\
+         [nodes.forests]\ncombine = \"mean_proba\"\ninputs = [\"rf\", \"rf2\"]\n\
+         [outputs.rf]\nfrom = \"rf\"\n[outputs.gb]\nfrom = \"gb\"\n[outputs.forests]\nfrom = \"forests\"\n"
+    );
+    let graph = toml(&tmp, "graph.toml", &text);
+    tessera(p, &["graph", "check", &graph]).ok();
+    let run = |args: &[&str]| -> Vec<Vec<f64>> {
+        let mut a = vec!["predict", "--data", s(&test), "--proba", "--threads", "2"];
+        a.extend_from_slice(args);
+        proba(tessera(p, &a).ok())
+    };
+    let single = |m: &str| run(&["--model", s(&tmp.join(&format!("{m}.tsr")))]);
+    let close = |a: &[Vec<f64>], b: &[Vec<f64>], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(b) {
+            for (u, v) in x.iter().zip(y) {
+                assert!(
+                    (u - v).abs() <= 1e-6 * v.abs().max(1e-3),
+                    "{what}: {u} vs {v}"
+                );
+            }
+        }
+    };
+    let (rf, rf2, gb) = (single("rf"), single("rf2"), single("gb"));
+    close(
+        &run(&["--graph", &graph, "--output", "rf"]),
+        &rf,
+        "sharded forest",
+    );
+    close(
+        &run(&["--graph", &graph, "--output", "gb"]),
+        &gb,
+        "one-vs-rest boosting",
+    );
+    let mean: Vec<Vec<f64>> = rf
+        .iter()
+        .zip(&rf2)
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
+        .collect();
+    close(
+        &run(&["--graph", &graph, "--output", "forests"]),
+        &mean,
+        "mean of two forests",
+    );
+    // A decompose fragment is itself a graph.
+    let parts = tmp.join("parts");
+    tessera(
+        p,
+        &[
+            "decompose",
+            "--model",
+            s(&tmp.join("gb.tsr")),
+            "--with",
+            "shard",
+            "--set",
+            "parts=4",
+            "--out",
+            s(&parts),
+        ],
+    )
+    .ok();
+    let fragment = parts.join("graph.toml");
+    close(
+        &run(&["--graph", s(&fragment), "--output", "gb"]),
+        &gb,
+        "decomposition fragment",
+    );
+    // Unknown outputs are named; DOT shows every node.
+    tessera(
+        p,
+        &[
+            "predict",
+            "--graph",
+            &graph,
+            "--output",
+            "rff",
+            "--data",
+            s(&test),
+        ],
+    )
+    .fails(1, &["no output `rff`", "did you mean `rf`?"]);
+    let dot = tessera(p, &["graph", "show", &graph]).ok().to_string();
+    for piece in [
+        "digraph tessera",
+        "\"rf\" -> \"forests\"",
+        "3 parts",
+        "output:gb",
+    ] {
+        assert!(dot.contains(piece), "DOT lacks {piece:?}:\n{dot}");
+    }
+}
