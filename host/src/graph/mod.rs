@@ -299,6 +299,10 @@ fn load_model(
         ),
         _ => None,
     };
+    // Columns already in the model's order need no copy.
+    let pick = pick.filter(|p| {
+        p.iter().enumerate().any(|(i, &j)| i != j) || input.is_some_and(|(w, _)| w != p.len())
+    });
     let shape = Shape {
         width: if model.is_classifier() {
             model.header.classes.len()

@@ -2,7 +2,7 @@
 //! inputs are ready, each wave's nodes side by side with the thread
 //! budget shared among them.
 
-use std::fmt::Write as _;
+use std::{borrow::Cow, fmt::Write as _};
 
 use tessera_core::ir::Link;
 
@@ -50,6 +50,7 @@ impl Answer {
 /// The answers ready for a wave: the input rows and the nodes run so far.
 struct Ready<'a> {
     x: &'a [f64],
+    x32: &'a [f32],
     width: usize,
     results: &'a [Option<Vec<f64>>],
     nodes: &'a [Node],
@@ -68,14 +69,24 @@ impl<'a> Ready<'a> {
     }
 }
 
-/// The columns `pick` of every row of `x` (`cols` per row).
-fn picked(x: &[f32], cols: usize, pick: &Option<Vec<usize>>) -> Vec<f32> {
-    match pick {
-        None => x.to_vec(),
-        Some(p) => x
-            .chunks_exact(cols.max(1))
-            .flat_map(|row| p.iter().map(|&j| row[j]))
-            .collect(),
+impl<'a> Ready<'a> {
+    /// A model's rows from source `s`: the graph's input itself when the
+    /// model takes its columns as they are, otherwise a copy (columns
+    /// picked by name, or a node's answers as `f32`).
+    fn rows_for(&self, s: &Source, pick: &Option<Vec<usize>>) -> Cow<'a, [f32]> {
+        let (values, cols) = self.get(s);
+        let base: Cow<'a, [f32]> = match s {
+            Source::Input(_) => Cow::Borrowed(self.x32),
+            Source::Node(_) => Cow::Owned(values.iter().map(|&v| v as f32).collect()),
+        };
+        match pick {
+            None => base,
+            Some(p) => Cow::Owned(
+                base.chunks_exact(cols.max(1))
+                    .flat_map(|row| p.iter().map(|&j| row[j]))
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -123,7 +134,21 @@ impl Graph<'_> {
             }
         }
         let mut results: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
-        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        // The input as f64 only when a combiner reads it directly; models
+        // read the f32 rows as they are.
+        let combiner_reads_input = (0..self.nodes.len()).any(|i| {
+            needed[i]
+                && matches!(self.nodes[i].op, Op::Combine { .. })
+                && self.nodes[i]
+                    .inputs
+                    .iter()
+                    .any(|s| matches!(s, Source::Input(_)))
+        });
+        let x64: Vec<f64> = if combiner_reads_input {
+            x.iter().map(|&v| f64::from(v)).collect()
+        } else {
+            Vec::new()
+        };
         loop {
             let wave: Vec<usize> = (0..self.nodes.len())
                 .filter(|&i| needed[i] && results[i].is_none())
@@ -140,6 +165,7 @@ impl Graph<'_> {
             let share = (threads / wave.len()).max(1);
             let data = Ready {
                 x: &x64,
+                x32: x,
                 width,
                 results: &results,
                 nodes: &self.nodes,
@@ -193,11 +219,9 @@ impl Graph<'_> {
         threads: usize,
     ) -> anyhow::Result<Vec<f64>> {
         let ctx = RunContext::new(self.registry, threads);
-        let input = |s: &Source| -> Vec<f32> { data.get(s).0.iter().map(|&v| v as f32).collect() };
         match &node.op {
             Op::Model { model, pick } => {
-                let (_, cols) = data.get(&node.inputs[0]);
-                let x = picked(&input(&node.inputs[0]), cols, pick);
+                let x = data.rows_for(&node.inputs[0], pick);
                 Ok(whole_answer(model, ctx.as_abi(), &x)?)
             }
             Op::Parts {
@@ -205,8 +229,7 @@ impl Graph<'_> {
                 loaded,
                 pick,
             } => {
-                let (_, cols) = data.get(&node.inputs[0]);
-                let x = picked(&input(&node.inputs[0]), cols, pick);
+                let x = data.rows_for(&node.inputs[0], pick);
                 run_parts(self, parts, loaded, &x, rows, threads)
             }
             Op::Combine { how, weights, link } => {
