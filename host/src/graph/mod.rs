@@ -420,3 +420,83 @@ fn linked(width: usize, link: &str, classes: Vec<String>) -> Result<Shape, Strin
         _ => Ok(Shape { width, classes }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(width: usize, classes: &[&str]) -> Shape {
+        Shape {
+            width,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn combined_shapes_follow_their_inputs_and_links() {
+        let three = shape(3, &["a", "b", "c"]);
+        let two = shape(2, &["x", "y"]);
+        let raw = shape(1, &[]);
+        let ins = |v: Vec<Shape>| -> Vec<(String, Shape)> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, s)| (format!("n{i}"), s))
+                .collect()
+        };
+        assert_eq!(
+            combined_shape(
+                Combine::MeanProba,
+                &ins(vec![three.clone(), three.clone()]),
+                "identity",
+                None
+            ),
+            Ok(three.clone())
+        );
+        let e = combined_shape(
+            Combine::Vote,
+            &ins(vec![three.clone(), two.clone()]),
+            "identity",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("class-count mismatch") && e.contains("`n1` has 2 classes"),
+            "{e}"
+        );
+        let e = combined_shape(
+            Combine::MeanProba,
+            &ins(vec![raw.clone()]),
+            "identity",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("answers values"), "{e}");
+        // Raw scores through a sigmoid become two probabilities.
+        let s = combined_shape(
+            Combine::Sum,
+            &ins(vec![raw.clone(), raw.clone()]),
+            "sigmoid",
+            Some(&["no".into(), "yes".into()]),
+        )
+        .unwrap();
+        assert_eq!(s, shape(2, &["no", "yes"]));
+        let e = combined_shape(
+            Combine::Sum,
+            &ins(vec![raw.clone(), two.clone()]),
+            "identity",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("output-shape mismatch"), "{e}");
+        let c = combined_shape(
+            Combine::Concat,
+            &ins(vec![raw.clone(), raw.clone(), raw]),
+            "softmax",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c, shape(3, &["0", "1", "2"]));
+        let e = linked(3, "softmax", vec!["a".into()]).unwrap_err();
+        assert!(e.contains("1 classes for a softmax over 3"), "{e}");
+    }
+}

@@ -414,3 +414,60 @@ pub fn dot(g: &Graph<'_>) -> String {
     s.push_str("}\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combiners_join_as_documented() {
+        // Two classifiers over 2 rows and 3 classes.
+        let a = [0.6, 0.3, 0.1, 0.2, 0.2, 0.6];
+        let b = [0.2, 0.5, 0.3, 0.1, 0.1, 0.8];
+        let ins = [(&a[..], 3), (&b[..], 3)];
+        let mean = combine(Combine::MeanProba, &[], Link::Identity, &ins, 2);
+        let want = [0.4, 0.4, 0.2, 0.15, 0.15, 0.7];
+        assert!(
+            mean.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-12),
+            "{mean:?}"
+        );
+        let vote = combine(Combine::Vote, &[], Link::Identity, &ins, 2);
+        assert_eq!(vote, vec![0.5, 0.5, 0.0, 0.0, 0.0, 1.0]);
+        let w = combine(Combine::Weighted, &[0.25, 0.75], Link::Identity, &ins, 2);
+        assert!((w[0] - (0.25 * 0.6 + 0.75 * 0.2)).abs() < 1e-12, "{w:?}");
+        // Raw scores: a sum through a sigmoid, columns through a softmax.
+        let z1 = [0.5, -2.0];
+        let z2 = [-0.5, 1.0];
+        let s = combine(
+            Combine::Sum,
+            &[],
+            Link::Sigmoid,
+            &[(&z1[..], 1), (&z2[..], 1)],
+            2,
+        );
+        assert!(
+            (s[0] - 0.5).abs() < 1e-12 && (s[1] - 0.5).abs() < 1e-12,
+            "{s:?}"
+        );
+        assert!((s[3] - 1.0 / (1.0 + 1.0f64.exp())).abs() < 1e-12, "{s:?}");
+        let c = combine(
+            Combine::Concat,
+            &[],
+            Link::Softmax,
+            &[(&z1[..], 1), (&z2[..], 1)],
+            2,
+        );
+        assert!(
+            (c[0] - c[1] - (1.0 / (1.0 + (-1.0f64).exp()) - 1.0 / (1.0 + 1.0f64.exp()))).abs()
+                < 1e-12
+        );
+        assert!((c[2] + c[3] - 1.0).abs() < 1e-12);
+        let answer = Answer {
+            rows: 2,
+            width: 3,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            values: mean,
+        };
+        assert_eq!(answer.labels(), Some(vec!["a", "c"]));
+    }
+}
