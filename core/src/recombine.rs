@@ -211,29 +211,35 @@ impl Plan {
             }
         };
         let k = joined.len() / rows;
-        Ok(match link {
-            Link::Identity => joined,
-            Link::Sigmoid => joined
-                .iter()
-                .flat_map(|&z| {
-                    let p = 1.0 / (1.0 + (-z).exp());
-                    [1.0 - p, p]
-                })
-                .collect(),
-            Link::Softmax => {
-                let mut out = joined;
-                for row in out.chunks_exact_mut(k) {
-                    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let mut sum = 0.0;
-                    for v in row.iter_mut() {
-                        *v = (*v - max).exp();
-                        sum += *v;
-                    }
-                    row.iter_mut().for_each(|v| *v /= sum);
+        Ok(apply_link(joined, k, link))
+    }
+}
+
+/// Applies `link` to rows of `width` values: nothing (identity), a
+/// sigmoid (one value per row becomes two probabilities, `1 - p` and
+/// `p`), or a softmax across each row.
+pub fn apply_link(mut v: Vec<f64>, width: usize, link: Link) -> Vec<f64> {
+    match link {
+        Link::Identity => v,
+        Link::Sigmoid => v
+            .iter()
+            .flat_map(|&z| {
+                let p = 1.0 / (1.0 + (-z).exp());
+                [1.0 - p, p]
+            })
+            .collect(),
+        Link::Softmax => {
+            for row in v.chunks_exact_mut(width.max(1)) {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
                 }
-                out
+                row.iter_mut().for_each(|x| *x /= sum);
             }
-        })
+            v
+        }
     }
 }
 

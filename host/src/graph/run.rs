@@ -4,7 +4,7 @@
 
 use std::{borrow::Cow, fmt::Write as _};
 
-use tessera_core::ir::Link;
+use tessera_core::{ir::Link, recombine::apply_link};
 
 use super::{Combine, Graph, Node, Op, Source};
 use crate::{RunContext, decompose::whole_answer, model::LoadedModel};
@@ -283,32 +283,6 @@ fn run_parts(
         .plan
         .join(&outputs, rows)
         .map_err(|e| anyhow::anyhow!(e.message.to_string()))
-}
-
-/// Applies `link` to rows of `width` values.
-fn apply_link(mut v: Vec<f64>, width: usize, link: Link) -> Vec<f64> {
-    match link {
-        Link::Identity => v,
-        Link::Sigmoid => v
-            .iter()
-            .flat_map(|&z| {
-                let p = 1.0 / (1.0 + (-z).exp());
-                [1.0 - p, p]
-            })
-            .collect(),
-        Link::Softmax => {
-            for row in v.chunks_exact_mut(width.max(1)) {
-                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for x in row.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                row.iter_mut().for_each(|x| *x /= sum);
-            }
-            v
-        }
-    }
 }
 
 /// A combiner over its inputs' answers (`(values, width)` each).
