@@ -57,7 +57,7 @@ def main() -> int:
     ap.add_argument("--datasets-script", default=common.DEFAULT_DATASETS_SCRIPT)
     a = ap.parse_args()
 
-    sh(["cargo", "build", "--release", "--workspace"])
+    sh(["cargo", "build", "--release"])
     sh(["cargo", "build", "--release", "-p", "tessera-host", "--example", "graph_bench"])
     common.ensure_datasets((REPO / a.datasets_script).resolve(), ["higgs_like"], False, 3600)
     train, test = common.dataset_paths("higgs_like", False)

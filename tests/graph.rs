@@ -303,3 +303,46 @@ fn graphs_answer_as_their_models_do() {
         assert!(dot.contains(piece), "DOT lacks {piece:?}:\n{dot}");
     }
 }
+
+#[test]
+fn a_killed_worker_fails_its_request_and_the_next_gets_a_new_one() {
+    use tessera_host::{Registry, graph::Graph};
+    let plugins = plugin_dir(&["tessera_test_faulty"]);
+    let tmp = TempDir::new("graph-worker");
+    let kill = tmp.join("kill");
+    let model = tmp.join("killer.tsr");
+    let setting = format!("kill_file={:?}", s(&kill));
+    train(
+        plugins.path(),
+        "kill_predict",
+        &data("iris.train.csv"),
+        "label",
+        &["--set", &setting],
+        &model,
+    )
+    .ok();
+    let mut registry = Registry::new();
+    registry.load_dir(plugins.path()).unwrap();
+    let text = format!(
+        "{INPUT}[nodes.k]\nmodel = {:?}\ninputs = [\"features\"]\nprocess = true\n\
+         [outputs.o]\nfrom = \"k\"\n",
+        s(&model)
+    );
+    let graph = Graph::from_toml(&registry, &text, tmp.path(), Path::new("worker.toml")).unwrap();
+    graph.set_worker_program(&crate::util::tessera_bin());
+    let rows = [0.5f32; 8];
+    let ok = graph.predict("o", &rows, 1).unwrap();
+    assert_eq!(ok.values, vec![f64::from(1.0f32 / 3.0); 6]);
+    // The next request kills its worker with SIGKILL: that request
+    // fails, naming what happened, and this process lives on.
+    std::fs::write(&kill, "").unwrap();
+    let e = graph.predict("o", &rows, 1).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("node `k`") && msg.contains("killed by signal 9"),
+        "{msg}"
+    );
+    assert!(!kill.exists(), "the worker did not get to the kill file");
+    // A new worker serves the request after.
+    assert_eq!(graph.predict("o", &rows, 1).unwrap().values, ok.values);
+}

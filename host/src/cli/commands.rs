@@ -792,3 +792,9 @@ pub fn graph_show(env: &Env, config: &Path, svg: Option<&Path>) -> anyhow::Resul
     }
     Ok(())
 }
+
+pub fn worker(env: &Env, model: &Path) -> anyhow::Result<()> {
+    let registry = env.registry()?;
+    let loaded = LoadedModel::open(&registry, model);
+    tessera_host::graph::worker::serve(&registry, loaded, std::io::stdin(), std::io::stdout())
+}

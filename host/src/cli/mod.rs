@@ -68,6 +68,17 @@ enum Command {
     /// Check or draw a serving graph (TOML).
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Serve one model to a host over standard input and output (what a
+    /// graph's `process = true` node starts).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::inspect(&env, a),
         Command::Import(a) => commands::import(&env, a),
         Command::Decompose(a) => commands::decompose(&env, a),
+        Command::Worker(a) => commands::worker(&env, &a.model),
         Command::Graph(GraphCommand::Check(a)) => commands::graph_check(&env, &a.config),
         Command::Graph(GraphCommand::Show(a)) => {
             commands::graph_show(&env, &a.config, a.svg.as_deref())

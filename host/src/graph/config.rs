@@ -88,6 +88,8 @@ pub enum NodeKind {
         path: PathBuf,
         /// `decompose = { with = NAME, params = {...} }`.
         decompose: Option<(String, Json)>,
+        /// `process = true`: run it in a worker process of its own.
+        process: bool,
     },
     /// A combiner.
     Combine {
@@ -424,7 +426,11 @@ impl Reader<'_, '_> {
                 return None;
             }
             (Some(m), None) => {
-                self.known_keys(t, &["nodes", id], &["model", "inputs", "decompose", "role"]);
+                self.known_keys(
+                    t,
+                    &["nodes", id],
+                    &["model", "inputs", "decompose", "role", "process"],
+                );
                 let Some(file) = m.as_str() else {
                     self.problem(&at("model"), format!("expected a file path, got {m}"));
                     return None;
@@ -476,7 +482,27 @@ impl Reader<'_, '_> {
                         format!("a model reads one input, not {}", inputs.len()),
                     );
                 }
-                NodeKind::Model { path, decompose }
+                let process = match t.get("process") {
+                    None => false,
+                    Some(Value::Boolean(b)) => *b,
+                    Some(v) => {
+                        self.problem(&at("process"), format!("expected true or false, got {v}"));
+                        false
+                    }
+                };
+                if process && decompose.is_some() {
+                    self.problem(
+                        &at("process"),
+                        "a node in a worker process cannot be decomposed (yet); give its parts \
+                         nodes of their own"
+                            .into(),
+                    );
+                }
+                NodeKind::Model {
+                    path,
+                    decompose,
+                    process,
+                }
             }
             (None, Some(c)) => {
                 self.known_keys(

@@ -16,6 +16,7 @@
 
 pub mod config;
 mod run;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,11 @@ enum Op {
     Parts {
         parts: Parts,
         loaded: Vec<LoadedModel>,
+        pick: Option<Vec<usize>>,
+    },
+    /// A model in a worker process.
+    Process {
+        worker: std::sync::Mutex<worker::Worker>,
         pick: Option<Vec<usize>>,
     },
     /// A combiner.
@@ -152,7 +158,19 @@ impl<'r> Graph<'r> {
             let built = match &decl.kind {
                 config::NodeKind::Model {
                     path,
+                    process: true,
+                    ..
+                } => match process_node(registry, path, &decl.id, inputs.first().map(in_shape)) {
+                    Ok((op, shape)) => Some((op, shape)),
+                    Err(e) => {
+                        problem(format!("{e:#}"));
+                        None
+                    }
+                },
+                config::NodeKind::Model {
+                    path,
                     decompose: how,
+                    ..
                 } => match load_model(registry, path, how.as_ref(), inputs.first().map(in_shape)) {
                     Ok((op, shape)) => Some((op, shape)),
                     Err(e) => {
@@ -261,22 +279,33 @@ impl<'r> Graph<'r> {
         Some(&n.shape.classes)
     }
 
+    /// Sets the program started for `process = true` nodes (default:
+    /// `$TESSERA_WORKER`, else this executable, which must then be the
+    /// `tessera` binary).
+    pub fn set_worker_program(&self, program: &Path) {
+        for n in &self.nodes {
+            if let Op::Process { worker, .. } = &n.op {
+                let mut w = worker
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.program = program.to_path_buf();
+            }
+        }
+    }
+
     /// The graph as Graphviz DOT.
     pub fn dot(&self) -> String {
         run::dot(self)
     }
 }
 
-/// Loads a model node: the model (decomposed when asked) and the columns
-/// it takes from its input (`(width, names)`).
-fn load_model(
-    registry: &Registry,
+/// The columns of `features` a model takes from its input (`(width,
+/// names)`): `None` when they are the input's own, in order.
+fn pick_columns(
     path: &Path,
-    how: Option<&(String, serde_json::Value)>,
+    features: &[String],
     input: Option<(usize, Option<&Vec<String>>)>,
-) -> anyhow::Result<(Op, Shape)> {
-    let model = LoadedModel::open(registry, path)?;
-    let features = &model.header.features;
+) -> anyhow::Result<Option<Vec<usize>>> {
     let pick = match input {
         Some((_, Some(names))) => Some(
             features
@@ -300,9 +329,57 @@ fn load_model(
         _ => None,
     };
     // Columns already in the model's order need no copy.
-    let pick = pick.filter(|p| {
+    Ok(pick.filter(|p| {
         p.iter().enumerate().any(|(i, &j)| i != j) || input.is_some_and(|(w, _)| w != p.len())
-    });
+    }))
+}
+
+/// A `process = true` node: only the model file's header is read here
+/// (no plugin code runs in the host); the worker loads the model when the
+/// node is first asked.
+fn process_node(
+    registry: &Registry,
+    path: &Path,
+    id: &str,
+    input: Option<(usize, Option<&Vec<String>>)>,
+) -> anyhow::Result<(Op, Shape)> {
+    let header = crate::artifact::Artifact::read(path)?.header;
+    registry.provider(tessera_core::ComponentKind::Learner, &header.component)?;
+    let pick = pick_columns(path, &header.features, input)?;
+    let shape = Shape {
+        width: if header.classes.is_empty() {
+            header.target_names().len()
+        } else {
+            header.classes.len()
+        },
+        classes: header.classes.clone(),
+    };
+    let plugins: Vec<PathBuf> = registry.plugins().iter().map(|p| p.path.clone()).collect();
+    let w = worker::Worker::new(
+        worker::Worker::default_program(),
+        &plugins,
+        path,
+        format!("node `{id}` ({})", path.display()),
+    );
+    Ok((
+        Op::Process {
+            worker: std::sync::Mutex::new(w),
+            pick,
+        },
+        shape,
+    ))
+}
+
+/// Loads a model node: the model (decomposed when asked) and the columns
+/// it takes from its input (`(width, names)`).
+fn load_model(
+    registry: &Registry,
+    path: &Path,
+    how: Option<&(String, serde_json::Value)>,
+    input: Option<(usize, Option<&Vec<String>>)>,
+) -> anyhow::Result<(Op, Shape)> {
+    let model = LoadedModel::open(registry, path)?;
+    let pick = pick_columns(path, &model.header.features, input)?;
     let shape = Shape {
         width: if model.is_classifier() {
             model.header.classes.len()

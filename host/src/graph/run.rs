@@ -232,6 +232,14 @@ impl Graph<'_> {
                 let x = data.rows_for(&node.inputs[0], pick);
                 run_parts(self, parts, loaded, &x, rows, threads)
             }
+            Op::Process { worker, pick } => {
+                let x = data.rows_for(&node.inputs[0], pick);
+                let cols = x.len().checked_div(rows).unwrap_or(0);
+                let mut w = worker
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.call(&x, rows, cols)
+            }
             Op::Combine { how, weights, link } => {
                 let ins: Vec<(&[f64], usize)> = node.inputs.iter().map(|s| data.get(s)).collect();
                 Ok(combine(*how, weights, *link, &ins, rows))
@@ -364,6 +372,7 @@ pub fn dot(g: &Graph<'_>) -> String {
         let (shape, label) = match &n.op {
             Op::Model { model, .. } => ("box", format!("{}\\n{}", n.id, model.header.component)),
             Op::Parts { parts, .. } => ("box3d", format!("{}\\n{} parts", n.id, parts.parts.len())),
+            Op::Process { .. } => ("box", format!("{}\\nworker process", n.id)),
             Op::Combine { how, .. } => ("diamond", format!("{}\\n{how:?}", n.id)),
         };
         let _ = writeln!(s, "  {} [shape={shape}, label=\"{label}\"];", q(&n.id));

@@ -11,12 +11,16 @@
 //! * `relay`: the averaging meta-learner of [`tessera_test_nesting`]
 //!   (parameters `estimator`, `estimator_params`, `n`); its models cannot be
 //!   saved.
+//! * `kill_predict` (parameter `kill_file`): its models answer class 0
+//!   (probabilities uniform), except that a prediction that finds the file
+//!   `kill_file` deletes it and kills its own process with SIGKILL: the
+//!   crash of a graph's worker process, once.
 
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task, TrainData,
-    params::Params,
+    params::{ParamSpec, Params},
     plugin::{LearnerDef, LearnerImpl, ModelImpl, PluginDef, with_thread_budget},
 };
 
@@ -165,6 +169,108 @@ fn no_models(_bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelIm
     ))
 }
 
+/// `kill_predict`'s learner.
+struct KillPredict {
+    kill_file: String,
+}
+
+impl LearnerImpl for KillPredict {
+    fn fit(
+        &self,
+        _ctx: &HostContextRef<'_>,
+        data: &TrainData<'_>,
+    ) -> Result<Box<dyn ModelImpl>, PluginError> {
+        Ok(Box::new(Killer {
+            task: data.task,
+            n_features: data.x.cols(),
+            kill_file: self.kill_file.clone(),
+        }))
+    }
+}
+
+/// A model whose process dies under it while it predicts, once per kill
+/// file.
+struct Killer {
+    task: Task,
+    n_features: usize,
+    kill_file: String,
+}
+
+impl Killer {
+    fn maybe_die(&self) {
+        let f = std::path::Path::new(&self.kill_file);
+        if !self.kill_file.is_empty() && f.exists() && std::fs::remove_file(f).is_ok() {
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+            // The signal is on its way; never answer.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl ModelImpl for Killer {
+    fn task(&self) -> Task {
+        self.task
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn predict(
+        &self,
+        _ctx: &HostContextRef<'_>,
+        x: MatrixRef<'_>,
+    ) -> Result<Vec<f32>, PluginError> {
+        self.maybe_die();
+        Ok(vec![0.0; x.rows() * self.task.n_targets()])
+    }
+
+    fn predict_proba(
+        &self,
+        _ctx: &HostContextRef<'_>,
+        x: MatrixRef<'_>,
+    ) -> Result<Matrix, PluginError> {
+        self.maybe_die();
+        let k = self.task.n_classes as usize;
+        Ok(Matrix::new(vec![1.0 / k as f32; x.rows() * k], x.rows(), k))
+    }
+
+    fn describe(&self) -> Value {
+        json!({"component": "kill_predict", "kill_file": self.kill_file})
+    }
+
+    fn to_bytes(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(json!({
+            "kind": self.task.kind,
+            "n_classes": self.task.n_classes,
+            "n_features": self.n_features,
+            "kill_file": self.kill_file,
+        })
+        .to_string()
+        .into_bytes())
+    }
+}
+
+fn load_killer(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelImpl>, PluginError> {
+    let corrupt = || PluginError::corrupt("not a kill_predict model");
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| corrupt())?;
+    let n_classes = v["n_classes"].as_u64().ok_or_else(corrupt)? as u32;
+    Ok(Box::new(Killer {
+        task: if v["kind"].as_u64() == Some(u64::from(Task::CLASSIFICATION)) {
+            Task::classification(n_classes)
+        } else {
+            Task::regression_targets(n_classes)
+        },
+        n_features: v["n_features"].as_u64().ok_or_else(corrupt)? as usize,
+        kill_file: v["kill_file"].as_str().ok_or_else(corrupt)?.to_string(),
+    }))
+}
+
 fn create_relay(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
     tessera_test_nesting::create("relay", &params)
 }
@@ -199,6 +305,27 @@ pub fn plugin() -> PluginDef {
                 params: vec![],
                 create: |_| Ok(Box::new(ErrorFit)),
                 load: no_models,
+            },
+            LearnerDef {
+                name: "kill_predict",
+                description: "predicts class 0, but kills its own process (SIGKILL) when it finds kill_file (test plugin)",
+                params: vec![ParamSpec::custom(
+                    "kill_file",
+                    "string",
+                    json!(""),
+                    "a file whose existence makes the next prediction kill the process",
+                    |v| {
+                        v.as_str()
+                            .map(|_| ())
+                            .ok_or_else(|| format!("expected a string, got {v}"))
+                    },
+                )],
+                create: |p| {
+                    Ok(Box::new(KillPredict {
+                        kill_file: p.str("kill_file").to_string(),
+                    }))
+                },
+                load: load_killer,
             },
             LearnerDef {
                 name: "relay",
