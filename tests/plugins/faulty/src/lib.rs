@@ -374,7 +374,16 @@ mod tests {
         let m = plugin().manifest();
         assert_eq!(m.name.as_str(), "faulty");
         let names: Vec<&str> = m.components.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["panic_fit", "panic_predict", "error_fit", "relay"]);
+        assert_eq!(
+            names,
+            [
+                "panic_fit",
+                "panic_predict",
+                "error_fit",
+                "kill_predict",
+                "relay"
+            ]
+        );
     }
 
     #[test]
