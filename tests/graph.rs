@@ -346,3 +346,70 @@ fn a_killed_worker_fails_its_request_and_the_next_gets_a_new_one() {
     // A new worker serves the request after.
     assert_eq!(graph.predict("o", &rows, 1).unwrap().values, ok.values);
 }
+
+#[test]
+fn a_node_can_train_its_model_when_the_graph_loads() {
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-train");
+    let iris = data("iris.train.csv");
+    let test = data("iris.test.csv");
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    let text = format!(
+        "{INPUT}[nodes.t]\ninputs = [\"features\"]\n\
+         train = {{ learner = \"random_forest\", data = {:?}, target = \"label\", \
+         params = {{ n_estimators = 10 }}, seed = 0 }}\n[outputs.o]\nfrom = \"t\"\n",
+        s(&iris)
+    );
+    let graph = toml(&tmp, "train.toml", &text);
+    let by_graph = tessera(
+        p,
+        &[
+            "predict",
+            "--graph",
+            &graph,
+            "--output",
+            "o",
+            "--data",
+            s(&test),
+            "--proba",
+        ],
+    );
+    let by_model = tessera(
+        p,
+        &[
+            "predict",
+            "--model",
+            s(&tmp.join("rf.tsr")),
+            "--data",
+            s(&test),
+            "--proba",
+        ],
+    );
+    // The same learner, data, parameters and seed: the same forest.
+    let (g, m) = (proba(by_graph.ok()), proba(by_model.ok()));
+    assert_eq!(g.len(), m.len());
+    for (a, b) in g.iter().zip(&m) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+    let bad = toml(
+        &tmp,
+        "bad-train.toml",
+        &format!(
+            "{INPUT}[nodes.t]\ninputs = [\"features\"]\ntrain = {{ learner = \"random_forest\" }}\n[outputs.o]\nfrom = \"t\"\n"
+        ),
+    );
+    tessera(p, &["graph", "check", &bad]).fails(
+        2,
+        &["line 5: `nodes.t.train`: needs `learner`, `data` and `target`"],
+    );
+}

@@ -82,10 +82,14 @@ pub const LINKS: &[&str] = &["identity", "sigmoid", "softmax"];
 /// What a node is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {
-    /// A model file, optionally decomposed at load.
+    /// A model file (or one trained at load), optionally decomposed.
     Model {
-        /// The file, resolved against the graph file's folder.
+        /// The file, resolved against the graph file's folder (for a
+        /// trained node: its training data).
         path: PathBuf,
+        /// `train = { learner, data, target, params, seed }`: train the
+        /// model from `path` when the graph loads.
+        train: Option<TrainDecl>,
         /// `decompose = { with = NAME, params = {...} }`.
         decompose: Option<(String, Json)>,
         /// `process = true`: run it in a worker process of its own.
@@ -103,6 +107,17 @@ pub enum NodeKind {
         /// not carry them (raw scores joined through a link).
         classes: Option<Vec<String>>,
     },
+}
+
+/// A model to train when the graph loads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainDecl {
+    /// The learner.
+    pub learner: String,
+    /// The target column.
+    pub target: String,
+    /// Its parameters (a JSON object).
+    pub params: Json,
 }
 
 /// A declared input.
@@ -425,20 +440,84 @@ impl Reader<'_, '_> {
                 );
                 return None;
             }
-            (Some(m), None) => {
+            (None, Some(_)) if t.contains_key("train") => {
+                self.problem(
+                    &at("train"),
+                    "a node is a `model`, a `train` or a `combine`, one of them".into(),
+                );
+                return None;
+            }
+            (Some(_), None) | (None, None)
+                if t.contains_key("model") || t.contains_key("train") =>
+            {
                 self.known_keys(
                     t,
                     &["nodes", id],
-                    &["model", "inputs", "decompose", "role", "process"],
+                    &["model", "train", "inputs", "decompose", "role", "process"],
                 );
-                let Some(file) = m.as_str() else {
-                    self.problem(&at("model"), format!("expected a file path, got {m}"));
-                    return None;
+                let (path, train) = if let Some(m) = t.get("model") {
+                    if t.contains_key("train") {
+                        self.problem(&at("train"), "give `model` or `train`, not both".into());
+                    }
+                    let Some(file) = m.as_str() else {
+                        self.problem(&at("model"), format!("expected a file path, got {m}"));
+                        return None;
+                    };
+                    let path = base.join(file);
+                    if !path.is_file() {
+                        self.problem(&at("model"), format!("no model file {}", path.display()));
+                    }
+                    (path, None)
+                } else {
+                    let tr = t.get("train").and_then(Value::as_table);
+                    let Some(tr) = tr else {
+                        self.problem(
+                            &at("train"),
+                            "expected { learner = \"...\", data = \"<csv>\", target = \"<column>\", \
+                             params = {...} }"
+                                .into(),
+                        );
+                        return None;
+                    };
+                    self.known_keys(
+                        tr,
+                        &at("train"),
+                        &["learner", "data", "target", "params", "seed"],
+                    );
+                    let text = |k: &str| tr.get(k).and_then(Value::as_str).map(str::to_string);
+                    let (Some(learner), Some(data), Some(target)) =
+                        (text("learner"), text("data"), text("target"))
+                    else {
+                        self.problem(&at("train"), "needs `learner`, `data` and `target`".into());
+                        return None;
+                    };
+                    let path = base.join(&data);
+                    if !path.is_file() {
+                        self.problem(&at("train"), format!("no training data {}", path.display()));
+                    }
+                    let mut params = match tr.get("params") {
+                        Some(p @ Value::Table(_)) => toml_to_json(p.clone()),
+                        None => Json::Object(Default::default()),
+                        Some(p) => {
+                            self.problem(
+                                &at("train"),
+                                format!("`params` must be a table, got {p}"),
+                            );
+                            Json::Object(Default::default())
+                        }
+                    };
+                    if let Some(seed) = tr.get("seed").and_then(Value::as_integer) {
+                        params["random_state"] = Json::from(seed);
+                    }
+                    (
+                        path,
+                        Some(TrainDecl {
+                            learner,
+                            target,
+                            params,
+                        }),
+                    )
                 };
-                let path = base.join(file);
-                if !path.is_file() {
-                    self.problem(&at("model"), format!("no model file {}", path.display()));
-                }
                 let decompose = match t.get("decompose") {
                     None => None,
                     Some(Value::Table(d)) => {
@@ -490,6 +569,14 @@ impl Reader<'_, '_> {
                         false
                     }
                 };
+                if process && train.is_some() {
+                    self.problem(
+                        &at("process"),
+                        "a node in a worker process needs a model file; train it with `tessera \
+                         train` first"
+                            .into(),
+                    );
+                }
                 if process && decompose.is_some() {
                     self.problem(
                         &at("process"),
@@ -500,6 +587,7 @@ impl Reader<'_, '_> {
                 }
                 NodeKind::Model {
                     path,
+                    train,
                     decompose,
                     process,
                 }
@@ -590,10 +678,12 @@ impl Reader<'_, '_> {
                     classes,
                 }
             }
-            (None, None) => {
+            _ => {
                 self.problem(
                     &["nodes", id],
-                    "a node needs `model = \"<file>\"` or `combine = \"<combiner>\"`".into(),
+                    "a node needs `model = \"<file>\"`, `train = {...}` or `combine = \
+                     \"<combiner>\"`"
+                        .into(),
                 );
                 return None;
             }

@@ -170,8 +170,15 @@ impl<'r> Graph<'r> {
                 config::NodeKind::Model {
                     path,
                     decompose: how,
+                    train,
                     ..
-                } => match load_model(registry, path, how.as_ref(), inputs.first().map(in_shape)) {
+                } => match load_model(
+                    registry,
+                    path,
+                    train.as_ref(),
+                    how.as_ref(),
+                    inputs.first().map(in_shape),
+                ) {
                     Ok((op, shape)) => Some((op, shape)),
                     Err(e) => {
                         problem(format!("{e:#}"));
@@ -375,10 +382,32 @@ fn process_node(
 fn load_model(
     registry: &Registry,
     path: &Path,
+    train: Option<&config::TrainDecl>,
     how: Option<&(String, serde_json::Value)>,
     input: Option<(usize, Option<&Vec<String>>)>,
 ) -> anyhow::Result<(Op, Shape)> {
-    let model = LoadedModel::open(registry, path)?;
+    let model = match train {
+        None => LoadedModel::open(registry, path)?,
+        Some(t) => {
+            // Trained from the data file when the graph loads, with every
+            // core (loading is not serving).
+            let table = crate::data::Table::read(path)?;
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            let ctx = crate::RunContext::new(registry, threads);
+            let targets = [t.target.clone()];
+            let spec = crate::train::TrainSpec {
+                learner: &t.learner,
+                params: t.params.clone(),
+                targets: &targets,
+                task: crate::data::TaskHint::Auto,
+                weight: None,
+                valid: None,
+            };
+            crate::train::train(registry, &ctx, &table, &spec)
+                .with_context(|| format!("cannot train `{}` on {}", t.learner, path.display()))?
+                .model
+        }
+    };
     let pick = pick_columns(path, &model.header.features, input)?;
     let shape = Shape {
         width: if model.is_classifier() {
