@@ -413,3 +413,82 @@ fn a_node_can_train_its_model_when_the_graph_loads() {
         &["line 5: `nodes.t.train`: needs `learner`, `data` and `target`"],
     );
 }
+
+#[test]
+fn routers_send_each_request_one_way_by_its_id() {
+    use tessera_host::{Registry, graph::Graph};
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-route");
+    let iris = data("iris.train.csv");
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    model(
+        p,
+        &tmp,
+        "gb",
+        "gradient_boosting",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    model(
+        p,
+        &tmp,
+        "reg",
+        "gradient_boosting",
+        &iris,
+        &["--task", "regression", "--set", "n_estimators=5"],
+    );
+    let mut registry = Registry::new();
+    registry.load_dir(p).unwrap();
+    let node = |id: &str| format!("[nodes.{id}]\nmodel = \"{id}.tsr\"\ninputs = [\"features\"]\n");
+    let text = format!(
+        "{INPUT}{}{}[nodes.ab]\nroute = [0.5, 0.5]\ninputs = [\"rf\", \"gb\"]\n\
+         [outputs.ab]\nfrom = \"ab\"\n[outputs.rf]\nfrom = \"rf\"\n[outputs.gb]\nfrom = \"gb\"\n",
+        node("rf"),
+        node("gb")
+    );
+    let graph = Graph::from_toml(&registry, &text, tmp.path(), Path::new("route.toml")).unwrap();
+    let rows = [5.0f32, 3.4, 1.5, 0.2, 6.7, 3.0, 5.2, 2.3];
+    let rf = graph.predict("rf", &rows, 1).unwrap().values;
+    let gb = graph.predict("gb", &rows, 1).unwrap().values;
+    assert_ne!(rf, gb);
+    let (mut to_rf, mut to_gb) = (0, 0);
+    for i in 0..40 {
+        let id = format!("request-{i}");
+        let a = graph.predict_request("ab", &rows, 1, &id).unwrap().values;
+        assert_eq!(
+            graph.predict_request("ab", &rows, 1, &id).unwrap().values,
+            a,
+            "{id}"
+        );
+        if a == rf {
+            to_rf += 1;
+        } else {
+            assert_eq!(a, gb, "{id}");
+            to_gb += 1;
+        }
+    }
+    assert!(to_rf >= 10 && to_gb >= 10, "{to_rf} to rf, {to_gb} to gb");
+    // Branches must answer alike.
+    let bad = format!(
+        "{INPUT}{}{}[nodes.ab]\nroute = [0.9, 0.1]\ninputs = [\"rf\", \"reg\"]\n[outputs.ab]\nfrom = \"ab\"\n",
+        node("rf"),
+        node("reg")
+    );
+    let path = toml(&tmp, "bad-route.toml", &bad);
+    tessera(p, &["graph", "check", &path])
+        .fails(2, &["`nodes.ab`", "a router's inputs must answer alike"]);
+    let bad = format!(
+        "{INPUT}{}[nodes.ab]\nroute = [1]\ninputs = [\"rf\", \"rf\"]\n[outputs.ab]\nfrom = \"ab\"\n",
+        node("rf")
+    );
+    let path = toml(&tmp, "bad-shares.toml", &bad);
+    tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.ab.route`: 1 shares for 2 inputs"]);
+}

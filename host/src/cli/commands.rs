@@ -686,7 +686,11 @@ fn predict_graph(
     let x = table.features(&names)?;
     let load_seconds = load_start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let answer = graph.predict(output, &x, threads)?;
+    let id = a
+        .request_id
+        .clone()
+        .unwrap_or_else(|| a.data.display().to_string());
+    let answer = graph.predict_request(output, &x, threads, &id)?;
     let predict_seconds = start.elapsed().as_secs_f64();
     let mut csv = String::with_capacity(answer.values.len() * 8);
     match answer.labels() {

@@ -216,6 +216,10 @@ struct PredictArgs {
     /// The graph output to answer (with --graph).
     #[arg(long, value_name = "NAME", requires = "graph")]
     output: Option<String>,
+    /// The request's id (with --graph): routers send the same id the same
+    /// way. Default: the data file's path.
+    #[arg(long, value_name = "ID", requires = "graph")]
+    request_id: Option<String>,
     /// Data to predict (CSV; columns are picked by name, extra ones ignored).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,

@@ -95,6 +95,12 @@ pub enum NodeKind {
         /// `process = true`: run it in a worker process of its own.
         process: bool,
     },
+    /// A router: each request goes to one of its inputs, chosen by the
+    /// request id with these shares.
+    Route {
+        /// Shares of the inputs (normalised).
+        weights: Vec<f64>,
+    },
     /// A combiner.
     Combine {
         /// How.
@@ -591,6 +597,39 @@ impl Reader<'_, '_> {
                     decompose,
                     process,
                 }
+            }
+            (None, None) if t.contains_key("route") => {
+                self.known_keys(t, &["nodes", id], &["route", "inputs"]);
+                let v = &t["route"];
+                let weights: Vec<f64> = match v.as_array() {
+                    Some(a) => a
+                        .iter()
+                        .map(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
+                        .collect::<Option<Vec<f64>>>()
+                        .filter(|w| {
+                            w.iter().all(|w| *w >= 0.0 && w.is_finite())
+                                && w.iter().sum::<f64>() > 0.0
+                        })
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                if weights.is_empty() {
+                    self.problem(
+                        &at("route"),
+                        format!(
+                            "expected the inputs' shares of requests, e.g. [0.9, 0.1], got {v}"
+                        ),
+                    );
+                    return None;
+                }
+                if weights.len() != inputs.len() {
+                    self.problem(
+                        &at("route"),
+                        format!("{} shares for {} inputs", weights.len(), inputs.len()),
+                    );
+                    return None;
+                }
+                NodeKind::Route { weights }
             }
             (None, Some(c)) => {
                 self.known_keys(

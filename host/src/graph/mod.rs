@@ -59,6 +59,8 @@ enum Op {
         loaded: Vec<LoadedModel>,
         pick: Option<Vec<usize>>,
     },
+    /// A router: the cumulative shares of its inputs.
+    Route { cumulative: Vec<f64> },
     /// A model in a worker process.
     Process {
         worker: std::sync::Mutex<worker::Worker>,
@@ -82,6 +84,8 @@ struct Node {
 /// A loaded, checked graph.
 pub struct Graph<'r> {
     registry: &'r Registry,
+    /// Calls of [`Graph::predict`] so far: their request ids.
+    requests: std::sync::atomic::AtomicU64,
     path: PathBuf,
     config: Config,
     nodes: Vec<Node>,
@@ -185,6 +189,39 @@ impl<'r> Graph<'r> {
                         None
                     }
                 },
+                config::NodeKind::Route { weights } => {
+                    let shapes: Vec<(String, Shape)> = inputs
+                        .iter()
+                        .map(|s| match *s {
+                            Source::Input(i) => (
+                                config.inputs[i].id.clone(),
+                                Shape {
+                                    width: config.inputs[i].width,
+                                    classes: Vec::new(),
+                                },
+                            ),
+                            Source::Node(n) => (nodes[n].id.clone(), nodes[n].shape.clone()),
+                        })
+                        .collect();
+                    match same_shape(&shapes) {
+                        Ok(shape) => {
+                            let total: f64 = weights.iter().sum();
+                            let mut acc = 0.0;
+                            let cumulative = weights
+                                .iter()
+                                .map(|w| {
+                                    acc += w / total;
+                                    acc
+                                })
+                                .collect();
+                            Some((Op::Route { cumulative }, shape))
+                        }
+                        Err(m) => {
+                            problem(m);
+                            None
+                        }
+                    }
+                }
                 config::NodeKind::Combine {
                     how,
                     weights,
@@ -239,6 +276,7 @@ impl<'r> Graph<'r> {
         }
         Ok(Self {
             registry,
+            requests: std::sync::atomic::AtomicU64::new(0),
             path: name.to_path_buf(),
             config,
             nodes,
@@ -432,6 +470,31 @@ fn load_model(
         }
     };
     Ok((op, shape))
+}
+
+/// The one shape every branch of a router answers with.
+fn same_shape(inputs: &[(String, Shape)]) -> Result<Shape, String> {
+    let first = &inputs[0];
+    match inputs.iter().find(|(_, s)| *s != first.1) {
+        Some((id, s)) => Err(format!(
+            "a router's inputs must answer alike: `{}` gives {} values per row{}, `{id}` gives \
+             {}{}",
+            first.0,
+            first.1.width,
+            classes_note(&first.1),
+            s.width,
+            classes_note(s)
+        )),
+        None => Ok(first.1.clone()),
+    }
+}
+
+fn classes_note(s: &Shape) -> String {
+    if s.classes.is_empty() {
+        String::new()
+    } else {
+        format!(" (classes {})", s.classes.join(", "))
+    }
 }
 
 /// The shape a combiner answers with, or why its inputs do not fit.

@@ -47,6 +47,32 @@ impl Answer {
     }
 }
 
+/// Where request `id` falls in [0, 1): FNV-1a of its bytes, mixed so
+/// that ids differing in one character spread over the whole range (the
+/// 64-bit finaliser of MurmurHash3), top 53 bits.
+fn route_share(id: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The branch of a router with these cumulative shares that `share`
+/// falls in.
+fn branch(cumulative: &[f64], share: f64) -> usize {
+    cumulative
+        .iter()
+        .position(|&c| share < c)
+        .unwrap_or(cumulative.len() - 1)
+}
+
 /// The answers ready for a wave: the input rows and the nodes run so far.
 struct Ready<'a> {
     x: &'a [f64],
@@ -98,6 +124,27 @@ impl Graph<'_> {
     /// # Errors
     /// An unknown output, rows of the wrong width, or a model's error.
     pub fn predict(&self, output: &str, x: &[f32], threads: usize) -> anyhow::Result<Answer> {
+        let id = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        self.predict_request(output, x, threads, &id)
+    }
+
+    /// [`Graph::predict`] for the request `id`: routers send it to the
+    /// input its id hashes to, so the same id always takes the same way
+    /// (without an id, [`Graph::predict`] numbers the calls).
+    ///
+    /// # Errors
+    /// As [`Graph::predict`].
+    pub fn predict_request(
+        &self,
+        output: &str,
+        x: &[f32],
+        threads: usize,
+        id: &str,
+    ) -> anyhow::Result<Answer> {
+        let share = route_share(id);
         let width = self.input_width()?;
         if width == 0 || !x.len().is_multiple_of(width) {
             anyhow::bail!(
@@ -127,7 +174,12 @@ impl Graph<'_> {
         while let Some(i) = todo.pop() {
             if !needed[i] {
                 needed[i] = true;
-                todo.extend(self.nodes[i].inputs.iter().filter_map(|s| match s {
+                let node = &self.nodes[i];
+                let chosen: Vec<Source> = match &node.op {
+                    Op::Route { cumulative } => vec![node.inputs[branch(cumulative, share)]],
+                    _ => node.inputs.clone(),
+                };
+                todo.extend(chosen.iter().filter_map(|s| match s {
                     Source::Node(n) => Some(*n),
                     Source::Input(_) => None,
                 }));
@@ -153,16 +205,23 @@ impl Graph<'_> {
             let wave: Vec<usize> = (0..self.nodes.len())
                 .filter(|&i| needed[i] && results[i].is_none())
                 .filter(|&i| {
-                    self.nodes[i].inputs.iter().all(|s| match s {
-                        Source::Node(n) => results[*n].is_some(),
-                        Source::Input(_) => true,
-                    })
+                    let node = &self.nodes[i];
+                    let waits_on = |s: &Source| match s {
+                        Source::Node(n) => results[*n].is_none(),
+                        Source::Input(_) => false,
+                    };
+                    match &node.op {
+                        Op::Route { cumulative } => {
+                            !waits_on(&node.inputs[branch(cumulative, share)])
+                        }
+                        _ => !node.inputs.iter().any(waits_on),
+                    }
                 })
                 .collect();
             if wave.is_empty() {
                 break;
             }
-            let share = (threads / wave.len()).max(1);
+            let per_node = (threads / wave.len()).max(1);
             let data = Ready {
                 x: &x64,
                 x32: x,
@@ -171,7 +230,7 @@ impl Graph<'_> {
                 nodes: &self.nodes,
             };
             let computed: Vec<anyhow::Result<Vec<f64>>> = if wave.len() == 1 {
-                vec![self.run_node(&self.nodes[wave[0]], &data, rows, threads)]
+                vec![self.run_node(&self.nodes[wave[0]], &data, rows, threads, share)]
             } else {
                 std::thread::scope(|scope| {
                     let handles: Vec<_> = wave
@@ -179,7 +238,7 @@ impl Graph<'_> {
                         .map(|&i| {
                             let node = &self.nodes[i];
                             let data = &data;
-                            scope.spawn(move || self.run_node(node, data, rows, share))
+                            scope.spawn(move || self.run_node(node, data, rows, per_node, share))
                         })
                         .collect();
                     handles
@@ -217,6 +276,7 @@ impl Graph<'_> {
         data: &Ready<'_>,
         rows: usize,
         threads: usize,
+        share: f64,
     ) -> anyhow::Result<Vec<f64>> {
         let ctx = RunContext::new(self.registry, threads);
         match &node.op {
@@ -231,6 +291,9 @@ impl Graph<'_> {
             } => {
                 let x = data.rows_for(&node.inputs[0], pick);
                 run_parts(self, parts, loaded, &x, rows, threads)
+            }
+            Op::Route { cumulative } => {
+                Ok(data.get(&node.inputs[branch(cumulative, share)]).0.to_vec())
             }
             Op::Process { worker, pick } => {
                 let x = data.rows_for(&node.inputs[0], pick);
@@ -373,6 +436,7 @@ pub fn dot(g: &Graph<'_>) -> String {
             Op::Model { model, .. } => ("box", format!("{}\\n{}", n.id, model.header.component)),
             Op::Parts { parts, .. } => ("box3d", format!("{}\\n{} parts", n.id, parts.parts.len())),
             Op::Process { .. } => ("box", format!("{}\\nworker process", n.id)),
+            Op::Route { .. } => ("trapezium", format!("{}\\nrouter", n.id)),
             Op::Combine { how, .. } => ("diamond", format!("{}\\n{how:?}", n.id)),
         };
         let _ = writeln!(s, "  {} [shape={shape}, label=\"{label}\"];", q(&n.id));
@@ -401,6 +465,23 @@ pub fn dot(g: &Graph<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_spread_over_the_shares() {
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            let b = branch(&[0.1, 0.5, 0.9, 1.0], route_share(&format!("req-{i}")));
+            counts[b] += 1;
+        }
+        // 10%, 40%, 40%, 10% of 4000, within 3 standard deviations.
+        for (c, want) in counts.iter().zip([400.0, 1600.0, 1600.0, 400.0]) {
+            assert!(
+                (*c as f64 - want).abs() < 3.0 * (want * 0.9f64).sqrt() + 5.0,
+                "{counts:?}"
+            );
+        }
+        assert_eq!(route_share("x"), route_share("x"));
+    }
 
     #[test]
     fn combiners_join_as_documented() {
