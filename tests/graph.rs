@@ -492,3 +492,64 @@ fn routers_send_each_request_one_way_by_its_id() {
     let path = toml(&tmp, "bad-shares.toml", &bad);
     tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.ab.route`: 1 shares for 2 inputs"]);
 }
+
+#[test]
+fn a_failing_node_is_covered_by_its_fallback() {
+    use tessera_host::{Registry, graph::Graph};
+    let plugins = plugin_dir(&["tessera_test_faulty", "tessera_forest"]);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-fallback");
+    let iris = data("iris.train.csv");
+    let kill = tmp.join("kill");
+    let setting = format!("kill_file={:?}", s(&kill));
+    train(
+        p,
+        "kill_predict",
+        &iris,
+        "label",
+        &["--set", &setting],
+        &tmp.join("k.tsr"),
+    )
+    .ok();
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=5"],
+    );
+    let mut registry = Registry::new();
+    registry.load_dir(p).unwrap();
+    let text = format!(
+        "{INPUT}[nodes.k]\nmodel = \"k.tsr\"\ninputs = [\"features\"]\nprocess = true\n\
+         fallback = \"rf\"\n[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+         [outputs.o]\nfrom = \"k\"\n"
+    );
+    let graph = Graph::from_toml(&registry, &text, tmp.path(), Path::new("fallback.toml")).unwrap();
+    graph.set_worker_program(&crate::util::tessera_bin());
+    let rows = [5.0f32, 3.4, 1.5, 0.2];
+    let normal = graph.predict("o", &rows, 1).unwrap();
+    assert!(normal.notes.is_empty());
+    std::fs::write(&kill, "").unwrap();
+    let covered = graph.predict("o", &rows, 1).unwrap();
+    assert_eq!(covered.notes.len(), 1, "{:?}", covered.notes);
+    assert!(
+        covered.notes[0].contains("node `k` failed") && covered.notes[0].contains("fallback `rf`"),
+        "{:?}",
+        covered.notes
+    );
+    assert_ne!(
+        covered.values, normal.values,
+        "the forest, not the uniform killer, answered"
+    );
+    // The worker is back for the next request.
+    assert_eq!(graph.predict("o", &rows, 1).unwrap(), normal);
+    // A fallback must answer alike and must not read the node it covers.
+    let bad = format!(
+        "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\nfallback = \"m\"\n\
+         [nodes.m]\ncombine = \"mean_proba\"\ninputs = [\"rf\"]\n[outputs.o]\nfrom = \"m\"\n"
+    );
+    let path = toml(&tmp, "bad-fallback.toml", &bad);
+    tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.rf.fallback`: `m` reads `rf`"]);
+}

@@ -148,6 +148,8 @@ pub struct NodeDecl {
     pub kind: NodeKind,
     /// The ids it reads.
     pub inputs: Vec<String>,
+    /// `fallback = "<node>"`: whose answer stands in when this node fails.
+    pub fallback: Option<String>,
     /// Line of `[nodes.<id>]`.
     pub line: usize,
 }
@@ -459,7 +461,15 @@ impl Reader<'_, '_> {
                 self.known_keys(
                     t,
                     &["nodes", id],
-                    &["model", "train", "inputs", "decompose", "role", "process"],
+                    &[
+                        "model",
+                        "train",
+                        "inputs",
+                        "decompose",
+                        "role",
+                        "process",
+                        "fallback",
+                    ],
                 );
                 let (path, train) = if let Some(m) = t.get("model") {
                     if t.contains_key("train") {
@@ -599,7 +609,7 @@ impl Reader<'_, '_> {
                 }
             }
             (None, None) if t.contains_key("route") => {
-                self.known_keys(t, &["nodes", id], &["route", "inputs"]);
+                self.known_keys(t, &["nodes", id], &["route", "inputs", "fallback"]);
                 let v = &t["route"];
                 let weights: Vec<f64> = match v.as_array() {
                     Some(a) => a
@@ -635,7 +645,9 @@ impl Reader<'_, '_> {
                 self.known_keys(
                     t,
                     &["nodes", id],
-                    &["combine", "inputs", "weights", "link", "classes"],
+                    &[
+                        "combine", "inputs", "weights", "link", "classes", "fallback",
+                    ],
                 );
                 let how = match c.as_str() {
                     Some("mean_proba") => Combine::MeanProba,
@@ -727,10 +739,19 @@ impl Reader<'_, '_> {
                 return None;
             }
         };
+        let fallback = match t.get("fallback") {
+            None => None,
+            Some(Value::String(f)) => Some(f.clone()),
+            Some(v) => {
+                self.problem(&at("fallback"), format!("expected a node id, got {v}"));
+                None
+            }
+        };
         Some(NodeDecl {
             id: id.to_string(),
             kind,
             inputs,
+            fallback,
             line,
         })
     }
@@ -756,6 +777,24 @@ impl Reader<'_, '_> {
                     problems.push((
                         vec!["nodes".to_string(), n.id.clone(), "inputs".into()],
                         format!("unknown input `{i}`{}", hint(i, &all)),
+                    ));
+                }
+            }
+        }
+        for n in &c.nodes {
+            if let Some(f) = &n.fallback {
+                if !node_ids.contains(f.as_str()) {
+                    problems.push((
+                        vec!["nodes".to_string(), n.id.clone(), "fallback".into()],
+                        format!(
+                            "unknown node `{f}`{}",
+                            hint(f, &node_ids.iter().copied().collect::<Vec<_>>())
+                        ),
+                    ));
+                } else if *f == n.id {
+                    problems.push((
+                        vec!["nodes".to_string(), n.id.clone(), "fallback".into()],
+                        "a node cannot be its own fallback".into(),
                     ));
                 }
             }
@@ -845,11 +884,51 @@ impl Reader<'_, '_> {
         while let Some(i) = todo.pop() {
             if !reached[i] {
                 reached[i] = true;
+                let n = &c.nodes[i];
                 todo.extend(
-                    c.nodes[i]
-                        .inputs
+                    n.inputs
                         .iter()
+                        .chain(&n.fallback)
                         .filter_map(|s| index.get(s.as_str()).copied()),
+                );
+            }
+        }
+        // A fallback that reads (through any path) the node it stands in
+        // for could never answer when that node fails.
+        for (i, n) in c.nodes.iter().enumerate() {
+            let Some(f) = n
+                .fallback
+                .as_ref()
+                .and_then(|f| index.get(f.as_str()).copied())
+            else {
+                continue;
+            };
+            let mut seen = vec![false; c.nodes.len()];
+            let mut todo = vec![f];
+            let mut reads = false;
+            while let Some(j) = todo.pop() {
+                if j == i {
+                    reads = true;
+                    break;
+                }
+                if !seen[j] {
+                    seen[j] = true;
+                    todo.extend(
+                        c.nodes[j]
+                            .inputs
+                            .iter()
+                            .filter_map(|s| index.get(s.as_str()).copied()),
+                    );
+                }
+            }
+            if reads {
+                let id = n.id.clone();
+                self.problem(
+                    &["nodes", &id, "fallback"],
+                    format!(
+                        "`{}` reads `{id}`, so it cannot stand in for it",
+                        c.nodes[f].id
+                    ),
                 );
             }
         }

@@ -79,6 +79,8 @@ struct Node {
     op: Op,
     inputs: Vec<Source>,
     shape: Shape,
+    /// The node whose answer stands in when this one fails.
+    fallback: Option<usize>,
 }
 
 /// A loaded, checked graph.
@@ -263,8 +265,36 @@ impl<'r> Graph<'r> {
                     op,
                     inputs,
                     shape,
+                    fallback: None,
                 });
             }
+        }
+        // Fallbacks, once every node is built: they must answer alike.
+        for decl in &config.nodes {
+            let (Some(f), Some(i)) = (
+                decl.fallback.as_ref(),
+                nodes.iter().position(|n| n.id == decl.id),
+            ) else {
+                continue;
+            };
+            let Some(j) = nodes.iter().position(|n| n.id == *f) else {
+                continue;
+            };
+            if nodes[j].shape != nodes[i].shape {
+                problems.push(Problem {
+                    line: decl.line,
+                    key: format!("nodes.{}.fallback", decl.id),
+                    message: format!(
+                        "`{f}` answers {} values per row{}, `{}` {}{}",
+                        nodes[j].shape.width,
+                        classes_note(&nodes[j].shape),
+                        decl.id,
+                        nodes[i].shape.width,
+                        classes_note(&nodes[i].shape)
+                    ),
+                });
+            }
+            nodes[i].fallback = Some(j);
         }
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);

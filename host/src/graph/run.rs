@@ -21,6 +21,9 @@ pub struct Answer {
     pub classes: Vec<String>,
     /// Row-major values.
     pub values: Vec<f64>,
+    /// What went wrong on the way and was covered by a fallback, one line
+    /// per failed node.
+    pub notes: Vec<String>,
 }
 
 impl Answer {
@@ -201,9 +204,20 @@ impl Graph<'_> {
         } else {
             Vec::new()
         };
+        // Nodes that failed, and the fallback standing in for each.
+        let mut standing_in: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        let mut notes = Vec::new();
         loop {
+            for i in 0..self.nodes.len() {
+                if let Some(f) = standing_in[i]
+                    && results[i].is_none()
+                    && results[f].is_some()
+                {
+                    results[i] = results[f].clone();
+                }
+            }
             let wave: Vec<usize> = (0..self.nodes.len())
-                .filter(|&i| needed[i] && results[i].is_none())
+                .filter(|&i| needed[i] && results[i].is_none() && standing_in[i].is_none())
                 .filter(|&i| {
                     let node = &self.nodes[i];
                     let waits_on = |s: &Source| match s {
@@ -251,15 +265,42 @@ impl Graph<'_> {
                 })
             };
             for (&i, r) in wave.iter().zip(computed) {
-                let r = r.map_err(|e| {
-                    e.context(format!(
-                        "{}: node `{}`",
-                        self.path.display(),
-                        self.nodes[i].id
-                    ))
-                })?;
-                results[i] = Some(r);
+                match (r, self.nodes[i].fallback) {
+                    (Ok(r), _) => results[i] = Some(r),
+                    (Err(e), Some(f)) => {
+                        notes.push(format!(
+                            "node `{}` failed ({e:#}); its fallback `{}` answered",
+                            self.nodes[i].id, self.nodes[f].id
+                        ));
+                        standing_in[i] = Some(f);
+                        // The fallback and what it reads are needed now.
+                        let mut todo = vec![f];
+                        while let Some(j) = todo.pop() {
+                            if !needed[j] {
+                                needed[j] = true;
+                                todo.extend(self.nodes[j].inputs.iter().filter_map(|s| match s {
+                                    Source::Node(n) => Some(*n),
+                                    Source::Input(_) => None,
+                                }));
+                            }
+                        }
+                    }
+                    (Err(e), None) => {
+                        return Err(e.context(format!(
+                            "{}: node `{}`",
+                            self.path.display(),
+                            self.nodes[i].id
+                        )));
+                    }
+                }
             }
+        }
+        if results[target].is_none() {
+            anyhow::bail!(
+                "{}: output `{output}` could not be answered ({})",
+                self.path.display(),
+                notes.join("; ")
+            );
         }
         let shape = &self.nodes[target].shape;
         Ok(Answer {
@@ -267,6 +308,7 @@ impl Graph<'_> {
             width: shape.width,
             classes: shape.classes.clone(),
             values: results[target].take().unwrap_or_default(),
+            notes,
         })
     }
 
@@ -531,6 +573,7 @@ mod tests {
             width: 3,
             classes: vec!["a".into(), "b".into(), "c".into()],
             values: mean,
+            notes: Vec::new(),
         };
         assert_eq!(answer.labels(), Some(vec!["a", "c"]));
     }
