@@ -691,6 +691,9 @@ fn predict_graph(
         .clone()
         .unwrap_or_else(|| a.data.display().to_string());
     let answer = graph.predict_request(output, &x, threads, &id)?;
+    for n in &answer.notes {
+        eprintln!("warning: {n}");
+    }
     let predict_seconds = start.elapsed().as_secs_f64();
     let mut csv = String::with_capacity(answer.values.len() * 8);
     match answer.labels() {
@@ -748,7 +751,7 @@ fn predict_graph(
             &json!({"graph": config.display().to_string(), "output": output,
                     "data": a.data.display().to_string(), "n_rows": answer.rows,
                     "threads": threads, "load_seconds": load_seconds,
-                    "predict_seconds": predict_seconds}),
+                    "predict_seconds": predict_seconds, "notes": answer.notes}),
         )?;
     }
     Ok(())
