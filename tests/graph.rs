@@ -553,3 +553,69 @@ fn a_failing_node_is_covered_by_its_fallback() {
     let path = toml(&tmp, "bad-fallback.toml", &bad);
     tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.rf.fallback`: `m` reads `rf`"]);
 }
+
+#[test]
+fn a_stack_trains_its_meta_model_on_its_inputs_answers() {
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-stack");
+    let iris = data("iris.train.csv");
+    let test = data("iris.test.csv");
+    model(
+        p,
+        &tmp,
+        "rf",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    model(
+        p,
+        &tmp,
+        "gb",
+        "gradient_boosting",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    let text = format!(
+        "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+         [nodes.gb]\nmodel = \"gb.tsr\"\ninputs = [\"features\"]\n\
+         [nodes.meta]\ncombine = \"stack\"\ninputs = [\"rf\", \"gb\"]\n\
+         train = {{ learner = \"gradient_boosting\", data = {:?}, target = \"label\", \
+         params = {{ n_estimators = 20 }}, seed = 0 }}\n[outputs.o]\nfrom = \"meta\"\n",
+        s(&iris)
+    );
+    let graph = toml(&tmp, "stack.toml", &text);
+    let out = tessera(
+        p,
+        &[
+            "predict",
+            "--graph",
+            &graph,
+            "--output",
+            "o",
+            "--data",
+            s(&test),
+        ],
+    );
+    let predicted: Vec<String> = out.ok().lines().skip(1).map(str::to_string).collect();
+    let truth: Vec<String> = read(&test)
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().to_string())
+        .collect();
+    let right = predicted.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    assert!(
+        right * 10 >= truth.len() * 9,
+        "{right} of {} right",
+        truth.len()
+    );
+    let dot = tessera(p, &["graph", "show", &graph]).ok().to_string();
+    assert!(dot.contains("stack (gradient_boosting)"), "{dot}");
+    let bad = format!(
+        "{INPUT}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
+         [nodes.meta]\ncombine = \"stack\"\ninputs = [\"rf\"]\n[outputs.o]\nfrom = \"meta\"\n"
+    );
+    let path = toml(&tmp, "bad-stack.toml", &bad);
+    tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.meta.train`: expected { learner"]);
+}

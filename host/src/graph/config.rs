@@ -72,10 +72,12 @@ pub enum Combine {
     Weighted,
     /// The inputs' columns side by side, then the link.
     Concat,
+    /// A meta-model trained at load on the inputs' answers.
+    Stack,
 }
 
 /// The combiners' names.
-pub const COMBINERS: &[&str] = &["mean_proba", "vote", "sum", "weighted", "concat"];
+pub const COMBINERS: &[&str] = &["mean_proba", "vote", "sum", "weighted", "concat", "stack"];
 /// The links a combiner may apply.
 pub const LINKS: &[&str] = &["identity", "sigmoid", "softmax"];
 
@@ -112,6 +114,8 @@ pub enum NodeKind {
         /// `classes`: labels of the combined output, when its inputs do
         /// not carry them (raw scores joined through a link).
         classes: Option<Vec<String>>,
+        /// `stack`: the meta-model's training data and learner.
+        train: Option<(PathBuf, TrainDecl)>,
     },
 }
 
@@ -430,6 +434,57 @@ impl Reader<'_, '_> {
         config
     }
 
+    /// A `train = { learner, data, target, params, seed }` table of node
+    /// `id`: the data file and what to train on it.
+    fn train_decl(
+        &mut self,
+        t: &toml::Table,
+        id: &str,
+        base: &Path,
+    ) -> Option<(PathBuf, TrainDecl)> {
+        let at: Vec<&str> = vec!["nodes", id, "train"];
+        let Some(tr) = t.get("train").and_then(Value::as_table) else {
+            self.problem(
+                &at,
+                "expected { learner = \"...\", data = \"<csv>\", target = \"<column>\", \
+                 params = {...} }"
+                    .into(),
+            );
+            return None;
+        };
+        self.known_keys(tr, &at, &["learner", "data", "target", "params", "seed"]);
+        let text = |k: &str| tr.get(k).and_then(Value::as_str).map(str::to_string);
+        let (Some(learner), Some(data), Some(target)) =
+            (text("learner"), text("data"), text("target"))
+        else {
+            self.problem(&at, "needs `learner`, `data` and `target`".into());
+            return None;
+        };
+        let path = base.join(&data);
+        if !path.is_file() {
+            self.problem(&at, format!("no training data {}", path.display()));
+        }
+        let mut params = match tr.get("params") {
+            Some(p @ Value::Table(_)) => toml_to_json(p.clone()),
+            None => Json::Object(Default::default()),
+            Some(p) => {
+                self.problem(&at, format!("`params` must be a table, got {p}"));
+                Json::Object(Default::default())
+            }
+        };
+        if let Some(seed) = tr.get("seed").and_then(Value::as_integer) {
+            params["random_state"] = Json::from(seed);
+        }
+        Some((
+            path,
+            TrainDecl {
+                learner,
+                target,
+                params,
+            },
+        ))
+    }
+
     fn node(&mut self, id: &str, t: &toml::Table, base: &Path) -> Option<NodeDecl> {
         let at = |k: &'static str| -> Vec<&str> { vec!["nodes", id, k] };
         let line = self.lines.line(&["nodes", id]);
@@ -448,7 +503,7 @@ impl Reader<'_, '_> {
                 );
                 return None;
             }
-            (None, Some(_)) if t.contains_key("train") => {
+            (None, Some(c)) if t.contains_key("train") && c.as_str() != Some("stack") => {
                 self.problem(
                     &at("train"),
                     "a node is a `model`, a `train` or a `combine`, one of them".into(),
@@ -485,54 +540,8 @@ impl Reader<'_, '_> {
                     }
                     (path, None)
                 } else {
-                    let tr = t.get("train").and_then(Value::as_table);
-                    let Some(tr) = tr else {
-                        self.problem(
-                            &at("train"),
-                            "expected { learner = \"...\", data = \"<csv>\", target = \"<column>\", \
-                             params = {...} }"
-                                .into(),
-                        );
-                        return None;
-                    };
-                    self.known_keys(
-                        tr,
-                        &at("train"),
-                        &["learner", "data", "target", "params", "seed"],
-                    );
-                    let text = |k: &str| tr.get(k).and_then(Value::as_str).map(str::to_string);
-                    let (Some(learner), Some(data), Some(target)) =
-                        (text("learner"), text("data"), text("target"))
-                    else {
-                        self.problem(&at("train"), "needs `learner`, `data` and `target`".into());
-                        return None;
-                    };
-                    let path = base.join(&data);
-                    if !path.is_file() {
-                        self.problem(&at("train"), format!("no training data {}", path.display()));
-                    }
-                    let mut params = match tr.get("params") {
-                        Some(p @ Value::Table(_)) => toml_to_json(p.clone()),
-                        None => Json::Object(Default::default()),
-                        Some(p) => {
-                            self.problem(
-                                &at("train"),
-                                format!("`params` must be a table, got {p}"),
-                            );
-                            Json::Object(Default::default())
-                        }
-                    };
-                    if let Some(seed) = tr.get("seed").and_then(Value::as_integer) {
-                        params["random_state"] = Json::from(seed);
-                    }
-                    (
-                        path,
-                        Some(TrainDecl {
-                            learner,
-                            target,
-                            params,
-                        }),
-                    )
+                    let (path, train) = self.train_decl(t, id, base)?;
+                    (path, Some(train))
                 };
                 let decompose = match t.get("decompose") {
                     None => None,
@@ -646,7 +655,7 @@ impl Reader<'_, '_> {
                     t,
                     &["nodes", id],
                     &[
-                        "combine", "inputs", "weights", "link", "classes", "fallback",
+                        "combine", "inputs", "weights", "link", "classes", "fallback", "train",
                     ],
                 );
                 let how = match c.as_str() {
@@ -655,6 +664,7 @@ impl Reader<'_, '_> {
                     Some("sum") => Combine::Sum,
                     Some("weighted") => Combine::Weighted,
                     Some("concat") => Combine::Concat,
+                    Some("stack") => Combine::Stack,
                     _ => {
                         let h = c.as_str().map(|s| hint(s, COMBINERS)).unwrap_or_default();
                         self.problem(
@@ -722,11 +732,20 @@ impl Reader<'_, '_> {
                 if inputs.is_empty() {
                     self.problem(&at("inputs"), "a combiner needs at least one input".into());
                 }
+                let train = match (how, t.contains_key("train")) {
+                    (Combine::Stack, _) => Some(self.train_decl(t, id, base)?),
+                    (_, true) => {
+                        self.problem(&at("train"), "only `combine = \"stack\"` trains".into());
+                        None
+                    }
+                    _ => None,
+                };
                 NodeKind::Combine {
                     how,
                     weights,
                     link,
                     classes,
+                    train,
                 }
             }
             _ => {

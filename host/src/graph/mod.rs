@@ -61,6 +61,8 @@ enum Op {
     },
     /// A router: the cumulative shares of its inputs.
     Route { cumulative: Vec<f64> },
+    /// A meta-model over its inputs' answers side by side.
+    Stack { meta: LoadedModel },
     /// A model in a worker process.
     Process {
         worker: std::sync::Mutex<worker::Worker>,
@@ -225,10 +227,22 @@ impl<'r> Graph<'r> {
                     }
                 }
                 config::NodeKind::Combine {
+                    how: Combine::Stack,
+                    train: Some((data, t)),
+                    ..
+                } => match stack_meta(registry, &config, &mut nodes, &inputs, data, t, name) {
+                    Ok((op, shape)) => Some((op, shape)),
+                    Err(e) => {
+                        problem(format!("{e:#}"));
+                        None
+                    }
+                },
+                config::NodeKind::Combine {
                     how,
                     weights,
                     link,
                     classes,
+                    ..
                 } => {
                     let shapes: Vec<(String, Shape)> = inputs
                         .iter()
@@ -502,6 +516,119 @@ fn load_model(
     Ok((op, shape))
 }
 
+/// A `stack` node: its inputs' answers on the training file (the graph
+/// built so far run on it), side by side, train the meta-model.
+fn stack_meta(
+    registry: &Registry,
+    config: &Config,
+    nodes: &mut Vec<Node>,
+    inputs: &[Source],
+    data: &Path,
+    t: &config::TrainDecl,
+    name: &Path,
+) -> anyhow::Result<(Op, Shape)> {
+    use tessera_core::{
+        Holdout, MatrixRef, TrainData,
+        abi_stable::std_types::{ROption, RSlice, RString},
+    };
+    let table = crate::data::Table::read(data)?;
+    let input = config
+        .inputs
+        .first()
+        .context("a stack needs the graph's input")?;
+    let names = input
+        .names
+        .clone()
+        .unwrap_or_else(|| table.columns().iter().take(input.width).cloned().collect());
+    let x = table.features(&names)?;
+    let rows = table.n_rows();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    // The graph so far, to run the stack's inputs on the training rows.
+    let partial = Graph {
+        registry,
+        requests: std::sync::atomic::AtomicU64::new(0),
+        path: name.to_path_buf(),
+        config: config.clone(),
+        nodes: std::mem::take(nodes),
+    };
+    let answers: anyhow::Result<Vec<(Vec<f64>, usize, String)>> = inputs
+        .iter()
+        .map(|s| match *s {
+            Source::Input(i) => Ok((
+                x.iter().map(|&v| f64::from(v)).collect(),
+                config.inputs[i].width,
+                config.inputs[i].id.clone(),
+            )),
+            Source::Node(n) => {
+                let (v, _) = partial.run_to(n, &x, threads, 0.0)?;
+                Ok((v, partial.nodes[n].shape.width, partial.nodes[n].id.clone()))
+            }
+        })
+        .collect();
+    *nodes = partial.nodes;
+    let answers = answers?;
+    let width: usize = answers.iter().map(|(_, w, _)| w).sum();
+    let mut features = Vec::with_capacity(rows * width);
+    for r in 0..rows {
+        for (v, w, _) in &answers {
+            features.extend(v[r * w..(r + 1) * w].iter().map(|&f| f as f32));
+        }
+    }
+    let feature_names: Vec<String> = answers
+        .iter()
+        .flat_map(|(_, w, id)| (0..*w).map(move |j| format!("{id}_{j}")))
+        .collect();
+    let rnames: Vec<RString> = feature_names
+        .iter()
+        .map(|n| RString::from(n.as_str()))
+        .collect();
+    let target = table.target(&t.target, crate::data::TaskHint::Auto)?;
+    let learner = registry.create_learner(&t.learner, &t.params.to_string())?;
+    let ctx = crate::RunContext::new(registry, threads);
+    let model = learner
+        .fit(
+            ctx.as_abi(),
+            TrainData {
+                x: MatrixRef::new(&features, rows, width)?,
+                y: RSlice::from_slice(&target.y),
+                weights: ROption::RNone,
+                feature_names: RSlice::from_slice(&rnames),
+                task: target.task,
+                valid: ROption::<Holdout<'_>>::RNone,
+            },
+        )
+        .into_result()
+        .map_err(|error| crate::model::CallError {
+            context: format!("stack learner `{}` fit on {}", t.learner, data.display()),
+            error,
+        })?;
+    let provider = registry.provider(tessera_core::ComponentKind::Learner, &t.learner)?;
+    let header = crate::artifact::Header {
+        plugin: provider.manifest.name.to_string(),
+        plugin_version: provider.manifest.version.to_string(),
+        component: t.learner.clone(),
+        abi_version: provider.manifest.abi_version.to_string(),
+        task: target.task.name().to_string(),
+        classes: target.classes.clone(),
+        target: t.target.clone(),
+        targets: Vec::new(),
+        features: feature_names,
+        payload_len: 0,
+        payload_crc32: 0,
+        training: serde_json::json!({"stacked_on": data.display().to_string()}),
+    };
+    let meta = LoadedModel { header, model };
+    let shape = Shape {
+        width: if meta.is_classifier() {
+            meta.header.classes.len()
+        } else {
+            1
+        },
+        classes: meta.header.classes.clone(),
+    };
+    Ok((Op::Stack { meta }, shape))
+}
+
 /// The one shape every branch of a router answers with.
 fn same_shape(inputs: &[(String, Shape)]) -> Result<Shape, String> {
     let first = &inputs[0];
@@ -555,6 +682,7 @@ fn combined_shape(
     };
     let width_text = |s: &Shape| format!("{} values per row", s.width);
     let shape = match how {
+        Combine::Stack => unreachable!("stack nodes are built by stack_meta"),
         Combine::MeanProba | Combine::Vote => {
             if let Some((id, _)) = inputs.iter().find(|(_, s)| s.classes.is_empty()) {
                 return Err(format!("`{id}` answers values, not class probabilities"));

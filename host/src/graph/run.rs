@@ -171,7 +171,30 @@ impl Graph<'_> {
             .iter()
             .position(|n| n.id == o.from)
             .expect("outputs name loaded nodes");
-        // The nodes this output needs.
+        let (values, notes) = self.run_to(target, x, threads, share)?;
+        let shape = &self.nodes[target].shape;
+        Ok(Answer {
+            rows,
+            width: shape.width,
+            classes: shape.classes.clone(),
+            values,
+            notes,
+        })
+    }
+
+    /// Node `target`'s answer for the rows `x` of the one input, and the
+    /// fallbacks taken on the way.
+    pub(super) fn run_to(
+        &self,
+        target: usize,
+        x: &[f32],
+        threads: usize,
+        share: f64,
+    ) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+        let width = self.input_width()?;
+        let rows = x.len() / width.max(1);
+        let output = &self.nodes[target].id;
+        // The nodes this answer needs.
         let mut needed = vec![false; self.nodes.len()];
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
@@ -193,7 +216,7 @@ impl Graph<'_> {
         // read the f32 rows as they are.
         let combiner_reads_input = (0..self.nodes.len()).any(|i| {
             needed[i]
-                && matches!(self.nodes[i].op, Op::Combine { .. })
+                && matches!(self.nodes[i].op, Op::Combine { .. } | Op::Stack { .. })
                 && self.nodes[i]
                     .inputs
                     .iter()
@@ -297,19 +320,12 @@ impl Graph<'_> {
         }
         if results[target].is_none() {
             anyhow::bail!(
-                "{}: output `{output}` could not be answered ({})",
+                "{}: node `{output}` could not answer ({})",
                 self.path.display(),
                 notes.join("; ")
             );
         }
-        let shape = &self.nodes[target].shape;
-        Ok(Answer {
-            rows,
-            width: shape.width,
-            classes: shape.classes.clone(),
-            values: results[target].take().unwrap_or_default(),
-            notes,
-        })
+        Ok((results[target].take().unwrap_or_default(), notes))
     }
 
     fn run_node(
@@ -336,6 +352,16 @@ impl Graph<'_> {
             }
             Op::Route { cumulative } => {
                 Ok(data.get(&node.inputs[branch(cumulative, share)]).0.to_vec())
+            }
+            Op::Stack { meta } => {
+                let ins: Vec<(&[f64], usize)> = node.inputs.iter().map(|s| data.get(s)).collect();
+                let mut x = Vec::with_capacity(rows * ins.iter().map(|(_, w)| w).sum::<usize>());
+                for r in 0..rows {
+                    for (v, w) in &ins {
+                        x.extend(v[r * w..(r + 1) * w].iter().map(|&f| f as f32));
+                    }
+                }
+                Ok(whole_answer(meta, ctx.as_abi(), &x)?)
             }
             Op::Process { worker, pick } => {
                 let x = data.rows_for(&node.inputs[0], pick);
@@ -408,6 +434,7 @@ fn combine(
 ) -> Vec<f64> {
     let width = ins[0].1;
     match how {
+        Combine::Stack => unreachable!("a stack runs its meta-model"),
         Combine::MeanProba => {
             let mut acc = vec![0.0; rows * width];
             for (v, _) in ins {
@@ -479,6 +506,10 @@ pub fn dot(g: &Graph<'_>) -> String {
             Op::Parts { parts, .. } => ("box3d", format!("{}\\n{} parts", n.id, parts.parts.len())),
             Op::Process { .. } => ("box", format!("{}\\nworker process", n.id)),
             Op::Route { .. } => ("trapezium", format!("{}\\nrouter", n.id)),
+            Op::Stack { meta } => (
+                "diamond",
+                format!("{}\\nstack ({})", n.id, meta.header.component),
+            ),
             Op::Combine { how, .. } => ("diamond", format!("{}\\n{how:?}", n.id)),
         };
         let _ = writeln!(s, "  {} [shape={shape}, label=\"{label}\"];", q(&n.id));
