@@ -619,3 +619,87 @@ fn a_stack_trains_its_meta_model_on_its_inputs_answers() {
     let path = toml(&tmp, "bad-stack.toml", &bad);
     tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.meta.train`: expected { learner"]);
 }
+
+#[test]
+fn compressors_apply_when_the_graph_loads() {
+    let plugins = plugin_dir(&["tessera_forest", "tessera_boosting", "tessera_test_faulty"]);
+    let p = plugins.path();
+    let tmp = TempDir::new("graph-compress");
+    let iris = data("iris.train.csv");
+    let test = data("iris.test.csv");
+    model(
+        p,
+        &tmp,
+        "rf10",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=10"],
+    );
+    model(
+        p,
+        &tmp,
+        "rf3",
+        "random_forest",
+        &iris,
+        &["--set", "n_estimators=3"],
+    );
+    let text = format!(
+        "{INPUT}[nodes.small]\nmodel = \"rf10.tsr\"\ninputs = [\"features\"]\n\
+         compress = [{{ with = \"first_trees\", params = {{ n = 3 }} }}]\n[outputs.o]\nfrom = \"small\"\n"
+    );
+    let graph = toml(&tmp, "compress.toml", &text);
+    let by_graph = tessera(
+        p,
+        &[
+            "predict",
+            "--graph",
+            &graph,
+            "--output",
+            "o",
+            "--data",
+            s(&test),
+            "--proba",
+        ],
+    );
+    let three = tessera(
+        p,
+        &[
+            "predict",
+            "--model",
+            s(&tmp.join("rf3.tsr")),
+            "--data",
+            s(&test),
+            "--proba",
+        ],
+    );
+    let ten = tessera(
+        p,
+        &[
+            "predict",
+            "--model",
+            s(&tmp.join("rf10.tsr")),
+            "--data",
+            s(&test),
+            "--proba",
+        ],
+    );
+    let (g, t3, t10) = (proba(by_graph.ok()), proba(three.ok()), proba(ten.ok()));
+    // A forest's trees do not depend on how many follow them: the first 3
+    // of 10 are the forest of 3.
+    let close = |a: &[Vec<f64>], b: &[Vec<f64>]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-6))
+    };
+    assert!(
+        close(&g, &t3),
+        "compressed forest differs from the 3-tree forest"
+    );
+    assert!(!close(&g, &t10), "compression changed nothing");
+    let bad = format!(
+        "{INPUT}[nodes.small]\nmodel = \"rf10.tsr\"\ninputs = [\"features\"]\n\
+         compress = [{{ with = \"quantise\" }}]\n[outputs.o]\nfrom = \"small\"\n"
+    );
+    let path = toml(&tmp, "bad-compress.toml", &bad);
+    tessera(p, &["graph", "check", &path]).fails(2, &["`nodes.small`", "quantise"]);
+}

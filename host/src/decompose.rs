@@ -106,25 +106,14 @@ pub fn decompose(
     let mut inputs = h.features.clone();
     for (i, sub) in subs.iter().enumerate() {
         let role = Role::parse(sub.role.as_str()).map_err(|e| anyhow::anyhow!(e.message))?;
-        let (component, payload, n_classes, outputs) = match &sub.model {
-            ModelIr::Trees(e) => {
-                let origin = json!({"decomposed_from": source.display().to_string(),
-                                    "with": with, "part": sub.name.as_str()});
-                let payload = IrModel::encode(e, &origin).map_err(plugin_error)?;
-                (TREES_COMPONENT, payload, e.n_classes, e.n_outputs as usize)
-            }
-            ModelIr::Network(n) => (
-                NETWORK_COMPONENT,
-                n.to_bytes().map_err(plugin_error)?,
-                n.n_classes,
-                DenseNetwork::n_outputs(n),
-            ),
-            ModelIr::Opaque { family, .. } => {
-                return Err(PluginError::unsupported(format!(
-                    "decomposer `{with}` made a part of family `{family}`, which no plugin loads"
-                ))
-                .into());
-            }
+        let origin = json!({"decomposed_from": source.display().to_string(),
+                            "with": with, "part": sub.name.as_str()});
+        let (component, payload) = ir_payload(&sub.model, &origin)
+            .with_context(|| format!("decomposer `{with}`, part {}", sub.name))?;
+        let (n_classes, outputs) = match &sub.model {
+            ModelIr::Trees(e) => (e.n_classes, e.n_outputs as usize),
+            ModelIr::Network(n) => (n.n_classes, DenseNetwork::n_outputs(n)),
+            ModelIr::Opaque { .. } => unreachable!("ir_payload refuses opaque models"),
         };
         let provider = registry.provider(ComponentKind::Learner, component)?;
         let classifier = n_classes > 0;
@@ -198,6 +187,29 @@ pub fn decompose(
         parts,
         plan,
         classes: h.classes.clone(),
+    })
+}
+
+/// The component that loads a model in exchange form, and the bytes it
+/// loads: tree ensembles through `gradient_boosting` (with `origin` kept
+/// beside them), networks through `mlp`.
+///
+/// # Errors
+/// An opaque family (no plugin is known to load it), or sizes the byte
+/// forms cannot count.
+pub fn ir_payload(ir: &ModelIr, origin: &Value) -> anyhow::Result<(&'static str, Vec<u8>)> {
+    Ok(match ir {
+        ModelIr::Trees(e) => (
+            TREES_COMPONENT,
+            IrModel::encode(e, origin).map_err(plugin_error)?,
+        ),
+        ModelIr::Network(n) => (NETWORK_COMPONENT, n.to_bytes().map_err(plugin_error)?),
+        ModelIr::Opaque { family, .. } => {
+            return Err(PluginError::unsupported(format!(
+                "a model of family `{family}` in exchange form, which no plugin loads"
+            ))
+            .into());
+        }
     })
 }
 

@@ -96,6 +96,9 @@ pub enum NodeKind {
         decompose: Option<(String, Json)>,
         /// `process = true`: run it in a worker process of its own.
         process: bool,
+        /// `compress = [{ with = NAME, params = {...} }, ...]`: compressors
+        /// applied in order at load (before any decomposition).
+        compress: Vec<(String, Json)>,
     },
     /// A router: each request goes to one of its inputs, chosen by the
     /// request id with these shares.
@@ -485,6 +488,48 @@ impl Reader<'_, '_> {
         ))
     }
 
+    /// `compress = [{ with, params }, ...]` (or one such table) of node
+    /// `id`.
+    fn compress_list(&mut self, t: &toml::Table, id: &str) -> Vec<(String, Json)> {
+        let at: Vec<&str> = vec!["nodes", id, "compress"];
+        let items: Vec<&Value> = match t.get("compress") {
+            None => return Vec::new(),
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v @ Value::Table(_)) => vec![v],
+            Some(v) => {
+                self.problem(
+                    &at,
+                    format!(
+                        "expected [{{ with = \"<compressor>\", params = {{...}} }}, ...], got {v}"
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(c) = item.as_table() else {
+                self.problem(
+                    &at,
+                    format!("expected a table {{ with = ..., params = ... }}, got {item}"),
+                );
+                continue;
+            };
+            self.known_keys(c, &at, &["with", "params"]);
+            match (c.get("with").and_then(Value::as_str), c.get("params")) {
+                (Some(w), None) => out.push((w.to_string(), Json::Object(Default::default()))),
+                (Some(w), Some(p @ Value::Table(_))) => {
+                    out.push((w.to_string(), toml_to_json(p.clone())))
+                }
+                (Some(_), Some(p)) => {
+                    self.problem(&at, format!("`params` must be a table, got {p}"))
+                }
+                (None, _) => self.problem(&at, "missing `with`: the compressor".into()),
+            }
+        }
+        out
+    }
+
     fn node(&mut self, id: &str, t: &toml::Table, base: &Path) -> Option<NodeDecl> {
         let at = |k: &'static str| -> Vec<&str> { vec!["nodes", id, k] };
         let line = self.lines.line(&["nodes", id]);
@@ -521,6 +566,7 @@ impl Reader<'_, '_> {
                         "train",
                         "inputs",
                         "decompose",
+                        "compress",
                         "role",
                         "process",
                         "fallback",
@@ -594,6 +640,15 @@ impl Reader<'_, '_> {
                         false
                     }
                 };
+                let compress = self.compress_list(t, id);
+                if process && !compress.is_empty() {
+                    self.problem(
+                        &at("process"),
+                        "a node in a worker process cannot be compressed at load (yet); save \
+                         the compressed model and point `model` at it"
+                            .into(),
+                    );
+                }
                 if process && train.is_some() {
                     self.problem(
                         &at("process"),
@@ -615,6 +670,7 @@ impl Reader<'_, '_> {
                     train,
                     decompose,
                     process,
+                    compress,
                 }
             }
             (None, None) if t.contains_key("route") => {

@@ -179,11 +179,13 @@ impl<'r> Graph<'r> {
                     path,
                     decompose: how,
                     train,
+                    compress,
                     ..
                 } => match load_model(
                     registry,
                     path,
                     train.as_ref(),
+                    compress,
                     how.as_ref(),
                     inputs.first().map(in_shape),
                 ) {
@@ -388,6 +390,50 @@ impl<'r> Graph<'r> {
     }
 }
 
+/// `model` through the compressors `steps`, in order, on its exchange
+/// form; the result loads through the plugin that runs that form and
+/// answers with the same classes, targets and features.
+fn compressed(
+    registry: &Registry,
+    model: LoadedModel,
+    steps: &[(String, serde_json::Value)],
+    path: &Path,
+) -> anyhow::Result<LoadedModel> {
+    let Some(mut ir) = model.model.to_ir().into_option() else {
+        return Err(tessera_core::PluginError::unsupported(format!(
+            "{}: the `{}` model has no exchange form, so it cannot be compressed",
+            path.display(),
+            model.header.component
+        ))
+        .into());
+    };
+    let ctx = crate::RunContext::new(registry, 1);
+    for (with, params) in steps {
+        let c = registry.create_compressor(with, &params.to_string())?;
+        ir = c
+            .compress(ctx.as_abi(), ir)
+            .into_result()
+            .map_err(|error| crate::model::CallError {
+                context: format!("compressor `{with}` on {}", path.display()),
+                error,
+            })?;
+    }
+    let origin = serde_json::json!({"compressed_from": path.display().to_string(),
+                                    "with": steps.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>()});
+    let (component, payload) = decompose::ir_payload(&ir, &origin)?;
+    let provider = registry.provider(tessera_core::ComponentKind::Learner, component)?;
+    let mut header = model.header.clone();
+    header.plugin = provider.manifest.name.to_string();
+    header.plugin_version = provider.manifest.version.to_string();
+    header.component = component.to_string();
+    header.abi_version = provider.manifest.abi_version.to_string();
+    header.payload_len = payload.len() as u64;
+    header.payload_crc32 = crate::artifact::crc32(&payload);
+    header.training = origin;
+    LoadedModel::from_artifact(registry, crate::artifact::Artifact { header, payload })
+        .with_context(|| format!("the compressed {} does not load", path.display()))
+}
+
 /// The columns of `features` a model takes from its input (`(width,
 /// names)`): `None` when they are the input's own, in order.
 fn pick_columns(
@@ -465,6 +511,7 @@ fn load_model(
     registry: &Registry,
     path: &Path,
     train: Option<&config::TrainDecl>,
+    compress: &[(String, serde_json::Value)],
     how: Option<&(String, serde_json::Value)>,
     input: Option<(usize, Option<&Vec<String>>)>,
 ) -> anyhow::Result<(Op, Shape)> {
@@ -489,6 +536,11 @@ fn load_model(
                 .with_context(|| format!("cannot train `{}` on {}", t.learner, path.display()))?
                 .model
         }
+    };
+    let model = if compress.is_empty() {
+        model
+    } else {
+        compressed(registry, model, compress, path)?
     };
     let pick = pick_columns(path, &model.header.features, input)?;
     let shape = Shape {

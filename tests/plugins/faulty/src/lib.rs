@@ -15,13 +15,19 @@
 //!   (probabilities uniform), except that a prediction that finds the file
 //!   `kill_file` deletes it and kills its own process with SIGKILL: the
 //!   crash of a graph's worker process, once.
+//! * compressor `first_trees` (parameter `n`): keeps a tree ensemble's
+//!   first `n` trees, so graphs' `compress = [...]` can be tested before
+//!   real compressors exist.
 
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task, TrainData,
     params::{ParamSpec, Params},
-    plugin::{LearnerDef, LearnerImpl, ModelImpl, PluginDef, with_thread_budget},
+    plugin::{
+        CompressorDef, CompressorImpl, LearnerDef, LearnerImpl, ModelImpl, PluginDef,
+        with_thread_budget,
+    },
 };
 
 /// The message of the panic in `panic_fit`.
@@ -271,6 +277,29 @@ fn load_killer(bytes: &[u8], _ctx: &HostContextRef<'_>) -> Result<Box<dyn ModelI
     }))
 }
 
+/// `first_trees`: the first `n` trees of an ensemble.
+struct FirstTrees {
+    n: usize,
+}
+
+impl CompressorImpl for FirstTrees {
+    fn compress(
+        &self,
+        _ctx: &HostContextRef<'_>,
+        model: tessera_core::ir::ModelIr,
+    ) -> Result<tessera_core::ir::ModelIr, PluginError> {
+        match model {
+            tessera_core::ir::ModelIr::Trees(mut e) => {
+                e.trees.truncate(self.n.max(1));
+                Ok(tessera_core::ir::ModelIr::Trees(e))
+            }
+            _ => Err(PluginError::unsupported(
+                "first_trees keeps trees of tree ensembles",
+            )),
+        }
+    }
+}
+
 fn create_relay(params: Params) -> Result<Box<dyn LearnerImpl>, PluginError> {
     tessera_test_nesting::create("relay", &params)
 }
@@ -335,7 +364,12 @@ pub fn plugin() -> PluginDef {
                 load: load_relay,
             },
         ],
-        compressors: vec![],
+        compressors: vec![CompressorDef {
+            name: "first_trees",
+            description: "keeps a tree ensemble's first n trees (test plugin)",
+            params: vec![ParamSpec::int("n", Some(1), 1, "trees to keep")],
+            create: |p| Ok(Box::new(FirstTrees { n: p.usize("n") })),
+        }],
         decomposers: vec![],
     }
 }
@@ -370,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn manifest_lists_all_learners() {
+    fn manifest_lists_all_components() {
         let m = plugin().manifest();
         assert_eq!(m.name.as_str(), "faulty");
         let names: Vec<&str> = m.components.iter().map(|c| c.name.as_str()).collect();
@@ -381,7 +415,8 @@ mod tests {
                 "panic_predict",
                 "error_fit",
                 "kill_predict",
-                "relay"
+                "relay",
+                "first_trees"
             ]
         );
     }
