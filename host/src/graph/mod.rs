@@ -196,19 +196,7 @@ impl<'r> Graph<'r> {
                     }
                 },
                 config::NodeKind::Route { weights } => {
-                    let shapes: Vec<(String, Shape)> = inputs
-                        .iter()
-                        .map(|s| match *s {
-                            Source::Input(i) => (
-                                config.inputs[i].id.clone(),
-                                Shape {
-                                    width: config.inputs[i].width,
-                                    classes: Vec::new(),
-                                },
-                            ),
-                            Source::Node(n) => (nodes[n].id.clone(), nodes[n].shape.clone()),
-                        })
-                        .collect();
+                    let shapes = source_shapes(&inputs, &config, &nodes);
                     match same_shape(&shapes) {
                         Ok(shape) => {
                             let total: f64 = weights.iter().sum();
@@ -246,19 +234,7 @@ impl<'r> Graph<'r> {
                     classes,
                     ..
                 } => {
-                    let shapes: Vec<(String, Shape)> = inputs
-                        .iter()
-                        .map(|s| match *s {
-                            Source::Input(i) => (
-                                config.inputs[i].id.clone(),
-                                Shape {
-                                    width: config.inputs[i].width,
-                                    classes: Vec::new(),
-                                },
-                            ),
-                            Source::Node(n) => (nodes[n].id.clone(), nodes[n].shape.clone()),
-                        })
-                        .collect();
+                    let shapes = source_shapes(&inputs, &config, &nodes);
                     match combined_shape(*how, &shapes, link, classes.as_deref()) {
                         Ok(shape) => Some((
                             Op::Combine {
@@ -679,6 +655,24 @@ fn stack_meta(
         classes: meta.header.classes.clone(),
     };
     Ok((Op::Stack { meta }, shape))
+}
+
+/// Each source's id and what it answers (an input: its columns, no
+/// classes).
+fn source_shapes(inputs: &[Source], config: &Config, nodes: &[Node]) -> Vec<(String, Shape)> {
+    inputs
+        .iter()
+        .map(|s| match *s {
+            Source::Input(i) => (
+                config.inputs[i].id.clone(),
+                Shape {
+                    width: config.inputs[i].width,
+                    classes: Vec::new(),
+                },
+            ),
+            Source::Node(n) => (nodes[n].id.clone(), nodes[n].shape.clone()),
+        })
+        .collect()
 }
 
 /// The one shape every branch of a router answers with.
