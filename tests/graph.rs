@@ -169,6 +169,22 @@ fn every_problem_is_named_with_its_line_and_key() {
     tessera(only_mlp.path(), &["graph", "check", &path]).fails(2, &["`nodes.rf`", "forest"]);
 }
 
+/// Class probabilities of `tessera predict <source..> --data <data>
+/// --proba`, row by row.
+fn predicted(plugins: &Path, source: &[&str], data: &Path) -> Vec<Vec<f64>> {
+    let mut args = vec!["predict", "--data", s(data), "--proba"];
+    args.extend_from_slice(source);
+    proba(tessera(plugins, &args).ok())
+}
+
+/// Whether two tables of probabilities agree within `1e-6`.
+fn agree(a: &[Vec<f64>], b: &[Vec<f64>]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-6))
+}
+
 fn proba(csv: &str) -> Vec<Vec<f64>> {
     csv.lines()
         .skip(1)
@@ -219,9 +235,9 @@ fn graphs_answer_as_their_models_do() {
     let graph = toml(&tmp, "graph.toml", &text);
     tessera(p, &["graph", "check", &graph]).ok();
     let run = |args: &[&str]| -> Vec<Vec<f64>> {
-        let mut a = vec!["predict", "--data", s(&test), "--proba", "--threads", "2"];
+        let mut a = vec!["--threads", "2"];
         a.extend_from_slice(args);
-        proba(tessera(p, &a).ok())
+        predicted(p, &a, &test)
     };
     let single = |m: &str| run(&["--model", s(&tmp.join(&format!("{m}.tsr")))]);
     let close = |a: &[Vec<f64>], b: &[Vec<f64>], what: &str| {
@@ -369,38 +385,10 @@ fn a_node_can_train_its_model_when_the_graph_loads() {
         s(&iris)
     );
     let graph = toml(&tmp, "train.toml", &text);
-    let by_graph = tessera(
-        p,
-        &[
-            "predict",
-            "--graph",
-            &graph,
-            "--output",
-            "o",
-            "--data",
-            s(&test),
-            "--proba",
-        ],
-    );
-    let by_model = tessera(
-        p,
-        &[
-            "predict",
-            "--model",
-            s(&tmp.join("rf.tsr")),
-            "--data",
-            s(&test),
-            "--proba",
-        ],
-    );
+    let g = predicted(p, &["--graph", &graph, "--output", "o"], &test);
+    let m = predicted(p, &["--model", s(&tmp.join("rf.tsr"))], &test);
     // The same learner, data, parameters and seed: the same forest.
-    let (g, m) = (proba(by_graph.ok()), proba(by_model.ok()));
-    assert_eq!(g.len(), m.len());
-    for (a, b) in g.iter().zip(&m) {
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
-        }
-    }
+    assert!(agree(&g, &m), "{g:?}\nvs\n{m:?}");
     let bad = toml(
         &tmp,
         "bad-train.toml",
@@ -648,54 +636,16 @@ fn compressors_apply_when_the_graph_loads() {
          compress = [{{ with = \"first_trees\", params = {{ n = 3 }} }}]\n[outputs.o]\nfrom = \"small\"\n"
     );
     let graph = toml(&tmp, "compress.toml", &text);
-    let by_graph = tessera(
-        p,
-        &[
-            "predict",
-            "--graph",
-            &graph,
-            "--output",
-            "o",
-            "--data",
-            s(&test),
-            "--proba",
-        ],
-    );
-    let three = tessera(
-        p,
-        &[
-            "predict",
-            "--model",
-            s(&tmp.join("rf3.tsr")),
-            "--data",
-            s(&test),
-            "--proba",
-        ],
-    );
-    let ten = tessera(
-        p,
-        &[
-            "predict",
-            "--model",
-            s(&tmp.join("rf10.tsr")),
-            "--data",
-            s(&test),
-            "--proba",
-        ],
-    );
-    let (g, t3, t10) = (proba(by_graph.ok()), proba(three.ok()), proba(ten.ok()));
+    let g = predicted(p, &["--graph", &graph, "--output", "o"], &test);
+    let t3 = predicted(p, &["--model", s(&tmp.join("rf3.tsr"))], &test);
+    let t10 = predicted(p, &["--model", s(&tmp.join("rf10.tsr"))], &test);
     // A forest's trees do not depend on how many follow them: the first 3
     // of 10 are the forest of 3.
-    let close = |a: &[Vec<f64>], b: &[Vec<f64>]| {
-        a.iter()
-            .zip(b)
-            .all(|(x, y)| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-6))
-    };
     assert!(
-        close(&g, &t3),
+        agree(&g, &t3),
         "compressed forest differs from the 3-tree forest"
     );
-    assert!(!close(&g, &t10), "compression changed nothing");
+    assert!(!agree(&g, &t10), "compression changed nothing");
     let bad = format!(
         "{INPUT}[nodes.small]\nmodel = \"rf10.tsr\"\ninputs = [\"features\"]\n\
          compress = [{{ with = \"quantise\" }}]\n[outputs.o]\nfrom = \"small\"\n"

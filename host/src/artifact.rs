@@ -68,6 +68,16 @@ pub struct Header {
 }
 
 impl Header {
+    /// Values per row of the model's answer: a probability per class for
+    /// a classifier, a value per target otherwise.
+    pub fn answer_width(&self) -> usize {
+        if self.classes.is_empty() {
+            self.target_names().len()
+        } else {
+            self.classes.len()
+        }
+    }
+
     /// The target columns: [`Header::targets`], or the one
     /// [`Header::target`].
     pub fn target_names(&self) -> Vec<&str> {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tessera_core::{
     ComponentKind, HostContextRef, PluginError,
     ir::{DenseNetwork, ModelIr},
-    recombine::{Plan, Role},
+    recombine::{Plan, Role, link_name},
 };
 use tessera_engine::IrModel;
 
@@ -57,12 +57,7 @@ pub fn whole_answer(
     ctx: HostContextRef<'_>,
     x: &[f32],
 ) -> Result<Vec<f64>, CallError> {
-    let v = if model.is_classifier() {
-        model.predict_proba(ctx, x)?.data.into_vec()
-    } else {
-        model.predict(ctx, x)?
-    };
-    Ok(v.into_iter().map(f64::from).collect())
+    Ok(model.answer(ctx, x)?.into_iter().map(f64::from).collect())
 }
 
 /// Splits `model` with decomposer `with` (parameters `params`, a JSON
@@ -263,12 +258,7 @@ impl Parts {
         }
         let mut outputs = Vec::with_capacity(loaded.len());
         for m in loaded {
-            let out = if m.is_classifier() {
-                m.predict_proba(ctx.sabi_reborrow(), x)?.data.into_vec()
-            } else {
-                m.predict(ctx.sabi_reborrow(), x)?
-            };
-            outputs.push(out);
+            outputs.push(m.answer(ctx.sabi_reborrow(), x)?);
         }
         self.plan
             .join(&outputs, rows)
@@ -351,8 +341,4 @@ impl Parts {
         };
         t
     }
-}
-
-fn link_name(l: tessera_core::ir::Link) -> &'static str {
-    tessera_core::recombine::link_name(l)
 }

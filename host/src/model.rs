@@ -131,6 +131,20 @@ impl LoadedModel {
         Ok(out)
     }
 
+    /// The model's answer for the rows `x`: class probabilities
+    /// (row-major, [`Header::answer_width`] per row) for a classifier,
+    /// what `predict` gives otherwise.
+    ///
+    /// # Errors
+    /// The plugin's error.
+    pub fn answer(&self, ctx: HostContextRef<'_>, x: &[f32]) -> Result<Vec<f32>, CallError> {
+        if self.is_classifier() {
+            Ok(self.predict_proba(ctx, x)?.data.into_vec())
+        } else {
+            self.predict(ctx, x)
+        }
+    }
+
     /// Values `predict` gives per row: 1, or the number of targets of a
     /// multi-output regression.
     pub fn values_per_row(&self) -> usize {

@@ -262,6 +262,15 @@ struct Reader<'l, 't> {
     problems: Vec<Problem>,
 }
 
+/// A list of finite numbers `>= 0` (integers too), or `None`.
+fn shares(v: &Value) -> Option<Vec<f64>> {
+    v.as_array()?
+        .iter()
+        .map(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
+        .map(|w| w.filter(|w| *w >= 0.0 && w.is_finite()))
+        .collect()
+}
+
 /// A closest-match hint, or nothing.
 pub fn hint(word: &str, candidates: &[&str]) -> String {
     tessera_core::params::closest(word, candidates)
@@ -676,18 +685,9 @@ impl Reader<'_, '_> {
             (None, None) if t.contains_key("route") => {
                 self.known_keys(t, &["nodes", id], &["route", "inputs", "fallback"]);
                 let v = &t["route"];
-                let weights: Vec<f64> = match v.as_array() {
-                    Some(a) => a
-                        .iter()
-                        .map(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
-                        .collect::<Option<Vec<f64>>>()
-                        .filter(|w| {
-                            w.iter().all(|w| *w >= 0.0 && w.is_finite())
-                                && w.iter().sum::<f64>() > 0.0
-                        })
-                        .unwrap_or_default(),
-                    None => Vec::new(),
-                };
+                let weights = shares(v)
+                    .filter(|w| w.iter().sum::<f64>() > 0.0)
+                    .unwrap_or_default();
                 if weights.is_empty() {
                     self.problem(
                         &at("route"),
@@ -735,19 +735,9 @@ impl Reader<'_, '_> {
                 };
                 let weights: Vec<f64> = match t.get("weights") {
                     None => Vec::new(),
-                    Some(v) => match v.as_array() {
-                        Some(a)
-                            if a.iter().all(|w| {
-                                w.as_float()
-                                    .or(w.as_integer().map(|i| i as f64))
-                                    .is_some_and(|w| w >= 0.0 && w.is_finite())
-                            }) =>
-                        {
-                            a.iter()
-                                .filter_map(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
-                                .collect()
-                        }
-                        _ => {
+                    Some(v) => match shares(v) {
+                        Some(w) => w,
+                        None => {
                             self.problem(
                                 &at("weights"),
                                 format!("expected a list of numbers >= 0, got {v}"),

@@ -47,6 +47,16 @@ struct Shape {
     classes: Vec<String>,
 }
 
+impl Shape {
+    /// What a model with this header answers.
+    fn of(h: &crate::artifact::Header) -> Self {
+        Self {
+            width: h.answer_width(),
+            classes: h.classes.clone(),
+        }
+    }
+}
+
 enum Op {
     /// A whole model; `pick` maps its features to the input's columns.
     Model {
@@ -457,14 +467,7 @@ fn process_node(
     let header = crate::artifact::Artifact::read(path)?.header;
     registry.provider(tessera_core::ComponentKind::Learner, &header.component)?;
     let pick = pick_columns(path, &header.features, input)?;
-    let shape = Shape {
-        width: if header.classes.is_empty() {
-            header.target_names().len()
-        } else {
-            header.classes.len()
-        },
-        classes: header.classes.clone(),
-    };
+    let shape = Shape::of(&header);
     let plugins: Vec<PathBuf> = registry.plugins().iter().map(|p| p.path.clone()).collect();
     let w = worker::Worker::new(
         worker::Worker::default_program(),
@@ -519,14 +522,7 @@ fn load_model(
         compressed(registry, model, compress, path)?
     };
     let pick = pick_columns(path, &model.header.features, input)?;
-    let shape = Shape {
-        width: if model.is_classifier() {
-            model.header.classes.len()
-        } else {
-            model.header.target_names().len()
-        },
-        classes: model.header.classes.clone(),
-    };
+    let shape = Shape::of(&model.header);
     let op = match how {
         None => Op::Model { model, pick },
         Some((with, params)) => {
@@ -646,14 +642,7 @@ fn stack_meta(
         training: serde_json::json!({"stacked_on": data.display().to_string()}),
     };
     let meta = LoadedModel { header, model };
-    let shape = Shape {
-        width: if meta.is_classifier() {
-            meta.header.classes.len()
-        } else {
-            1
-        },
-        classes: meta.header.classes.clone(),
-    };
+    let shape = Shape::of(&meta.header);
     Ok((Op::Stack { meta }, shape))
 }
 

@@ -36,17 +36,33 @@ impl Answer {
         Some(
             self.values
                 .chunks_exact(self.width.max(1))
-                .map(|p| {
-                    let mut best = 0;
-                    for (i, v) in p.iter().enumerate() {
-                        if *v > p[best] {
-                            best = i;
-                        }
-                    }
-                    self.classes[best].as_str()
-                })
+                .map(|p| self.classes[argmax(p)].as_str())
                 .collect(),
         )
+    }
+}
+
+/// Index of the largest value (the first of ties).
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+impl Node {
+    /// The sources this node reads for a request at `share`: a router's
+    /// chosen branch, every input otherwise.
+    fn reads(&self, share: f64) -> &[Source] {
+        match &self.op {
+            Op::Route { cumulative } => {
+                std::slice::from_ref(&self.inputs[branch(cumulative, share)])
+            }
+            _ => &self.inputs,
+        }
     }
 }
 
@@ -196,21 +212,7 @@ impl Graph<'_> {
         let output = &self.nodes[target].id;
         // The nodes this answer needs.
         let mut needed = vec![false; self.nodes.len()];
-        let mut todo = vec![target];
-        while let Some(i) = todo.pop() {
-            if !needed[i] {
-                needed[i] = true;
-                let node = &self.nodes[i];
-                let chosen: Vec<Source> = match &node.op {
-                    Op::Route { cumulative } => vec![node.inputs[branch(cumulative, share)]],
-                    _ => node.inputs.clone(),
-                };
-                todo.extend(chosen.iter().filter_map(|s| match s {
-                    Source::Node(n) => Some(*n),
-                    Source::Input(_) => None,
-                }));
-            }
-        }
+        self.mark_needed(target, &mut needed, share);
         let mut results: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
         // The input as f64 only when a combiner reads it directly; models
         // read the f32 rows as they are.
@@ -242,17 +244,10 @@ impl Graph<'_> {
             let wave: Vec<usize> = (0..self.nodes.len())
                 .filter(|&i| needed[i] && results[i].is_none() && standing_in[i].is_none())
                 .filter(|&i| {
-                    let node = &self.nodes[i];
-                    let waits_on = |s: &Source| match s {
-                        Source::Node(n) => results[*n].is_none(),
-                        Source::Input(_) => false,
-                    };
-                    match &node.op {
-                        Op::Route { cumulative } => {
-                            !waits_on(&node.inputs[branch(cumulative, share)])
-                        }
-                        _ => !node.inputs.iter().any(waits_on),
-                    }
+                    self.nodes[i].reads(share).iter().all(|s| match s {
+                        Source::Node(n) => results[*n].is_some(),
+                        Source::Input(_) => true,
+                    })
                 })
                 .collect();
             if wave.is_empty() {
@@ -297,16 +292,7 @@ impl Graph<'_> {
                         ));
                         standing_in[i] = Some(f);
                         // The fallback and what it reads are needed now.
-                        let mut todo = vec![f];
-                        while let Some(j) = todo.pop() {
-                            if !needed[j] {
-                                needed[j] = true;
-                                todo.extend(self.nodes[j].inputs.iter().filter_map(|s| match s {
-                                    Source::Node(n) => Some(*n),
-                                    Source::Input(_) => None,
-                                }));
-                            }
-                        }
+                        self.mark_needed(f, &mut needed, share);
                     }
                     (Err(e), None) => {
                         return Err(e.context(format!(
@@ -326,6 +312,21 @@ impl Graph<'_> {
             );
         }
         Ok((results[target].take().unwrap_or_default(), notes))
+    }
+
+    /// Marks `start` and everything it reads (for request share `share`)
+    /// as needed.
+    fn mark_needed(&self, start: usize, needed: &mut [bool], share: f64) {
+        let mut todo = vec![start];
+        while let Some(i) = todo.pop() {
+            if !needed[i] {
+                needed[i] = true;
+                todo.extend(self.nodes[i].reads(share).iter().filter_map(|s| match s {
+                    Source::Node(n) => Some(*n),
+                    Source::Input(_) => None,
+                }));
+            }
+        }
     }
 
     fn run_node(
@@ -350,9 +351,7 @@ impl Graph<'_> {
                 let x = data.rows_for(&node.inputs[0], pick);
                 run_parts(self, parts, loaded, &x, rows, threads)
             }
-            Op::Route { cumulative } => {
-                Ok(data.get(&node.inputs[branch(cumulative, share)]).0.to_vec())
-            }
+            Op::Route { .. } => Ok(data.get(&node.reads(share)[0]).0.to_vec()),
             Op::Stack { meta } => {
                 let ins: Vec<(&[f64], usize)> = node.inputs.iter().map(|s| data.get(s)).collect();
                 let mut x = Vec::with_capacity(rows * ins.iter().map(|(_, w)| w).sum::<usize>());
@@ -400,12 +399,7 @@ fn run_parts(
             .map(|m| {
                 scope.spawn(move || {
                     let ctx = RunContext::new(g.registry, share);
-                    let out = if m.is_classifier() {
-                        m.predict_proba(ctx.as_abi(), x)?.data.into_vec()
-                    } else {
-                        m.predict(ctx.as_abi(), x)?
-                    };
-                    Ok(out)
+                    Ok(m.answer(ctx.as_abi(), x)?)
                 })
             })
             .collect();
@@ -448,13 +442,7 @@ fn combine(
             let mut acc = vec![0.0; rows * width];
             for (v, _) in ins {
                 for (r, p) in v.chunks_exact(width).enumerate() {
-                    let mut best = 0;
-                    for (i, x) in p.iter().enumerate() {
-                        if *x > p[best] {
-                            best = i;
-                        }
-                    }
-                    acc[r * width + best] += 1.0;
+                    acc[r * width + argmax(p)] += 1.0;
                 }
             }
             let n = ins.len() as f64;

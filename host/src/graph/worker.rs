@@ -60,11 +60,7 @@ pub fn serve(
             return Ok(());
         }
     };
-    let width = if model.is_classifier() {
-        model.header.classes.len()
-    } else {
-        model.header.target_names().len()
-    };
+    let width = model.header.answer_width();
     output.write_all(&[0])?;
     output.write_all(&(width as u64).to_le_bytes())?;
     output.flush()?;

@@ -166,6 +166,21 @@ impl Net {
         }
     }
 
+    /// Every layer's weights but the first, transposed (`outputs x
+    /// inputs`), into `wt` at the weights' places: what the backward pass
+    /// multiplies by (the first layer passes nothing further back).
+    pub fn transpose_weights(&self, wt: &mut [f32]) {
+        for s in self.slots.iter().skip(1) {
+            let w = &self.params[s.weights.clone()];
+            let t = &mut wt[s.weights.clone()];
+            for i in 0..s.inputs {
+                for o in 0..s.outputs {
+                    t[o * s.inputs + i] = w[i * s.outputs + o];
+                }
+            }
+        }
+    }
+
     /// The exchange form, with the given input transformation.
     pub fn to_ir(&self, mean: &[f32], scale: &[f32], fill: &[f32], n_classes: u32) -> DenseNetwork {
         let layers = self

@@ -384,16 +384,7 @@ fn train(
         for idx in train_rows.chunks(batch) {
             let nb = idx.len();
             let used = nb.div_ceil(PART_ROWS);
-            // Each layer's weights transposed, for the backward pass.
-            for s in net.slots().iter().skip(1) {
-                let w = &net.params[s.weights.clone()];
-                let t = &mut wt[s.weights.clone()];
-                for i in 0..s.inputs {
-                    for o in 0..s.outputs {
-                        t[o * s.inputs + i] = w[i * s.outputs + o];
-                    }
-                }
-            }
+            net.transpose_weights(&mut wt);
             let work = |(k, part): (usize, &mut Part)| {
                 part.gather(&set, &idx[k * nb / used..(k + 1) * nb / used]);
                 part.gradient(&net, &wt, loss);

@@ -44,14 +44,7 @@ fn problem(hidden: Activation, loss: Loss, seed: u64) -> (Net, Vec<f32>, Vec<f32
 /// The gradient sums and weighted loss of `net` on the rows.
 fn gradient(net: &Net, x: &[f32], y: &[f32], w: &[f32], loss: Loss) -> (Vec<f32>, f64) {
     let mut wt = vec![0.0; net.params.len()];
-    for s in net.slots() {
-        for i in 0..s.inputs {
-            for o in 0..s.outputs {
-                wt[s.weights.start + o * s.inputs + i] =
-                    net.params[s.weights.start + i * s.outputs + o];
-            }
-        }
-    }
+    net.transpose_weights(&mut wt);
     let set = Set {
         x,
         y,
