@@ -9,6 +9,7 @@
 //!   (feature names, class labels) to predict in the user's terms;
 //! * [`train`] runs a learner on a table and produces a model file;
 //! * [`metrics`] scores predictions;
+//! * [`serve`] serves the graph over HTTP (Open Inference Protocol v2);
 //! * [`context`] is the [`HostContext`](tessera_core::HostContext) handed to
 //!   every plugin call.
 //!
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod plugin;
+pub mod serve;
 pub mod train;
 
 pub use artifact::{Artifact, ArtifactError, Header};

@@ -51,7 +51,7 @@ impl Env {
         }
     }
 
-    fn registry(&self) -> anyhow::Result<Registry> {
+    pub(super) fn registry(&self) -> anyhow::Result<Registry> {
         let mut r = Registry::new();
         for p in &self.plugin_paths {
             if !self.explicit && !p.exists() {

@@ -19,6 +19,7 @@ macro_rules! outln {
 
 mod commands;
 mod progress;
+mod serve;
 mod summary;
 
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
     Import(ImportArgs),
     /// Split a model into sub-models that recombine to the same answer.
     Decompose(DecomposeArgs),
+    /// Serve a graph file, or model files, over HTTP (Open Inference Protocol v2).
+    Serve(ServeArgs),
     /// Check or draw a serving graph (TOML).
     #[command(subcommand)]
     Graph(GraphCommand),
@@ -72,6 +75,28 @@ enum Command {
     /// graph's `process = true` node starts).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The graph file (each `[outputs.*]` is served as a model).
+    #[arg(value_name = "CONFIG.toml")]
+    config: Option<PathBuf>,
+    /// Serve a model file under NAME (repeatable; instead of a graph file).
+    #[arg(long, value_name = "NAME=MODEL")]
+    model: Vec<String>,
+    /// The address to listen on (default: [server] listen, else
+    /// 127.0.0.1:8000; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The thread budget of one prediction (default: [server] threads,
+    /// else every core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Log lines as text or json (the level comes from $TESSERA_LOG:
+    /// error, warn, info, debug, trace).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +332,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::inspect(&env, a),
         Command::Import(a) => commands::import(&env, a),
         Command::Decompose(a) => commands::decompose(&env, a),
+        Command::Serve(a) => serve::serve(&env, a),
         Command::Worker(a) => commands::worker(&env, &a.model),
         Command::Graph(GraphCommand::Check(a)) => commands::graph_check(&env, &a.config),
         Command::Graph(GraphCommand::Show(a)) => {

@@ -168,8 +168,72 @@ pub struct OutputDecl {
     pub name: String,
     /// The node (or input) it answers from.
     pub from: String,
+    /// `version`: the version it is served as (default `"1"`).
+    pub version: String,
+    /// `batching = { max_batch, max_delay_ms, max_queue }`.
+    pub batching: Batching,
     /// Line of `[outputs.<name>]`.
     pub line: usize,
+}
+
+/// How a served output joins concurrent requests into batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batching {
+    /// Most rows in one batch (a larger request runs alone).
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others; 0 takes
+    /// only what is already queued.
+    pub max_delay_ms: u64,
+    /// Most requests waiting; more are refused at once (HTTP 503).
+    pub max_queue: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            max_batch: 64,
+            max_delay_ms: 0,
+            max_queue: 1024,
+        }
+    }
+}
+
+/// `[server]`: where and how `tessera serve` listens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerDecl {
+    /// `listen`: the address to bind (default `127.0.0.1:8000`).
+    pub listen: Option<String>,
+    /// `plugins`: plugin folders or files, relative to the graph file.
+    pub plugins: Vec<PathBuf>,
+    /// `threads`: the thread budget of one prediction.
+    pub threads: Option<usize>,
+    /// `admin_token`: what reload/load/unload requests must present.
+    pub admin_token: Option<String>,
+    /// `max_body_bytes`: the largest request body accepted.
+    pub max_body_bytes: u64,
+    /// `request_timeout_ms`: the longest a request may wait for its answer.
+    pub request_timeout_ms: u64,
+    /// `max_connections`: connections served at once; more wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// `drain_timeout_ms`: on shutdown, the longest in-flight requests
+    /// may take to finish.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerDecl {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            plugins: Vec::new(),
+            threads: None,
+            admin_token: None,
+            max_body_bytes: 64 << 20,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
+            drain_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// A graph file, read and checked for structure.
@@ -181,8 +245,8 @@ pub struct Config {
     pub nodes: Vec<NodeDecl>,
     /// `[outputs.*]`, in file order.
     pub outputs: Vec<OutputDecl>,
-    /// `[server]`, kept as written (for `tessera serve`).
-    pub server: Json,
+    /// `[server]` (for `tessera serve`).
+    pub server: ServerDecl,
 }
 
 /// Line numbers of keys, from the parser's spans.
@@ -345,19 +409,12 @@ impl Reader<'_, '_> {
     fn config(&mut self, root: &toml::Table, base: &Path) -> Config {
         self.known_keys(root, &[], &["server", "inputs", "nodes", "outputs"]);
         let server = match root.get("server") {
-            Some(Value::Table(t)) => {
-                self.known_keys(
-                    t,
-                    &["server"],
-                    &["listen", "plugins", "threads", "admin_token"],
-                );
-                toml_to_json(Value::Table(t.clone()))
-            }
+            Some(Value::Table(t)) => self.server(t, base),
             Some(_) => {
                 self.problem(&["server"], "expected a table `[server]`".into());
-                Json::Null
+                ServerDecl::default()
             }
-            None => Json::Null,
+            None => ServerDecl::default(),
         };
         let mut inputs = Vec::new();
         for (id, t) in self.sections(root, "inputs") {
@@ -420,11 +477,26 @@ impl Reader<'_, '_> {
         }
         let mut outputs = Vec::new();
         for (name, t) in self.sections(root, "outputs") {
-            self.known_keys(t, &["outputs", name], &["from", "batching"]);
+            self.known_keys(t, &["outputs", name], &["from", "batching", "version"]);
+            let batching = self.batching(t, name);
+            let version = match t.get("version") {
+                None => "1".to_string(),
+                Some(Value::String(v)) if !v.is_empty() && !v.contains('/') => v.clone(),
+                Some(Value::Integer(v)) if *v >= 0 => v.to_string(),
+                Some(v) => {
+                    self.problem(
+                        &["outputs", name, "version"],
+                        format!("expected a version such as \"1\" (no `/`), got {v}"),
+                    );
+                    "1".to_string()
+                }
+            };
             match t.get("from").and_then(Value::as_str) {
                 Some(from) => outputs.push(OutputDecl {
                     name: name.clone(),
                     from: from.to_string(),
+                    version,
+                    batching,
                     line: self.lines.line(&["outputs", name]),
                 }),
                 None => self.problem(
@@ -444,6 +516,123 @@ impl Reader<'_, '_> {
         };
         self.edges(&mut config, &declared);
         config
+    }
+
+    /// An integer at `path` within `lo..=hi`, or a problem.
+    fn integer(&mut self, v: &Value, path: &[&str], lo: i64, hi: i64) -> Option<i64> {
+        match v.as_integer() {
+            Some(i) if (lo..=hi).contains(&i) => Some(i),
+            _ => {
+                self.problem(
+                    path,
+                    format!("expected an integer from {lo} to {hi}, got {v}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn server(&mut self, t: &toml::Table, base: &Path) -> ServerDecl {
+        const KEYS: [&str; 8] = [
+            "listen",
+            "plugins",
+            "threads",
+            "admin_token",
+            "max_body_bytes",
+            "request_timeout_ms",
+            "max_connections",
+            "drain_timeout_ms",
+        ];
+        self.known_keys(t, &["server"], &KEYS);
+        let mut s = ServerDecl::default();
+        for (k, v) in t {
+            let at = ["server", k.as_str()];
+            match k.as_str() {
+                "listen" => match v.as_str() {
+                    Some(a) if a.parse::<std::net::SocketAddr>().is_ok() => {
+                        s.listen = Some(a.to_string());
+                    }
+                    _ => self.problem(
+                        &at,
+                        format!("expected an address such as \"127.0.0.1:8000\", got {v}"),
+                    ),
+                },
+                "plugins" => {
+                    if let Some(list) = self.string_list(Some(v), &at) {
+                        s.plugins = list.iter().map(|p| base.join(p)).collect();
+                    }
+                }
+                "threads" => {
+                    s.threads = self.integer(v, &at, 1, 4096).map(|i| i as usize);
+                }
+                "admin_token" => match v.as_str() {
+                    Some(tok) if !tok.is_empty() => s.admin_token = Some(tok.to_string()),
+                    _ => self.problem(&at, format!("expected a non-empty string, got {v}")),
+                },
+                "max_body_bytes" => {
+                    if let Some(i) = self.integer(v, &at, 1024, 1 << 40) {
+                        s.max_body_bytes = i as u64;
+                    }
+                }
+                "request_timeout_ms" => {
+                    if let Some(i) = self.integer(v, &at, 1, 3_600_000) {
+                        s.request_timeout_ms = i as u64;
+                    }
+                }
+                "max_connections" => {
+                    if let Some(i) = self.integer(v, &at, 1, 1_000_000) {
+                        s.max_connections = i as usize;
+                    }
+                }
+                "drain_timeout_ms" => {
+                    if let Some(i) = self.integer(v, &at, 0, 3_600_000) {
+                        s.drain_timeout_ms = i as u64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// `[outputs.<name>] batching = { max_batch, max_delay_ms, max_queue }`.
+    fn batching(&mut self, t: &toml::Table, name: &str) -> Batching {
+        let mut b = Batching::default();
+        let at = ["outputs", name, "batching"];
+        match t.get("batching") {
+            None => {}
+            Some(Value::Table(bt)) => {
+                self.known_keys(bt, &at, &["max_batch", "max_delay_ms", "max_queue"]);
+                for (k, v) in bt {
+                    let at = ["outputs", name, "batching", k.as_str()];
+                    match k.as_str() {
+                        "max_batch" => {
+                            if let Some(i) = self.integer(v, &at, 1, 1 << 20) {
+                                b.max_batch = i as usize;
+                            }
+                        }
+                        "max_delay_ms" => {
+                            if let Some(i) = self.integer(v, &at, 0, 60_000) {
+                                b.max_delay_ms = i as u64;
+                            }
+                        }
+                        "max_queue" => {
+                            if let Some(i) = self.integer(v, &at, 1, 1 << 20) {
+                                b.max_queue = i as usize;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Some(v) => self.problem(
+                &at,
+                format!(
+                    "expected {{ max_batch = 64, max_delay_ms = 2, max_queue = 1024 }}, got {v}"
+                ),
+            ),
+        }
+        b
     }
 
     /// A `train = { learner, data, target, params, seed }` table of node

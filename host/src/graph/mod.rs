@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tessera_core::ir::Link;
 
-pub use config::{Combine, Config, GraphError, Problem};
+pub use config::{Batching, Combine, Config, GraphError, Problem, ServerDecl};
 pub use run::Answer;
 
 use crate::{
@@ -103,7 +103,12 @@ pub struct Graph<'r> {
     path: PathBuf,
     config: Config,
     nodes: Vec<Node>,
+    /// Told how long each node took, when set.
+    observer: std::sync::OnceLock<NodeObserver>,
 }
+
+/// What [`Graph::observe_nodes`] calls: a node's id and the time it took.
+pub type NodeObserver = Box<dyn Fn(&str, std::time::Duration) + Send + Sync>;
 
 fn link_of(name: &str) -> Link {
     match name {
@@ -312,7 +317,42 @@ impl<'r> Graph<'r> {
             path: name.to_path_buf(),
             config,
             nodes,
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Calls `f` with each node's id and run time after it runs (once per
+    /// batch); only the first observer set is kept.
+    pub fn observe_nodes(&self, f: NodeObserver) {
+        let _ = self.observer.set(f);
+    }
+
+    /// Whether output `name` passes through a router, so that its answer
+    /// for a request depends on the request's id.
+    pub fn routes(&self, name: &str) -> bool {
+        let Some(o) = self.config.outputs.iter().find(|o| o.name == name) else {
+            return false;
+        };
+        let mut todo: Vec<usize> = self
+            .nodes
+            .iter()
+            .position(|n| n.id == o.from)
+            .into_iter()
+            .collect();
+        let mut seen = vec![false; self.nodes.len()];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            if matches!(self.nodes[i].op, Op::Route { .. }) {
+                return true;
+            }
+            todo.extend(self.nodes[i].inputs.iter().filter_map(|s| match s {
+                Source::Node(n) => Some(*n),
+                Source::Input(_) => None,
+            }));
+        }
+        false
     }
 
     /// The checked configuration.
@@ -354,6 +394,13 @@ impl<'r> Graph<'r> {
         let o = self.config.outputs.iter().find(|o| o.name == name)?;
         let n = self.nodes.iter().find(|n| n.id == o.from)?;
         Some(&n.shape.classes)
+    }
+
+    /// Values per row output `name` answers with.
+    pub fn output_width(&self, name: &str) -> Option<usize> {
+        let o = self.config.outputs.iter().find(|o| o.name == name)?;
+        let n = self.nodes.iter().find(|n| n.id == o.from)?;
+        Some(n.shape.width)
     }
 
     /// Sets the program started for `process = true` nodes (default:
@@ -574,6 +621,7 @@ fn stack_meta(
         path: name.to_path_buf(),
         config: config.clone(),
         nodes: std::mem::take(nodes),
+        observer: std::sync::OnceLock::new(),
     };
     let answers: anyhow::Result<Vec<(Vec<f64>, usize, String)>> = inputs
         .iter()

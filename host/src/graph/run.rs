@@ -262,7 +262,7 @@ impl Graph<'_> {
                 nodes: &self.nodes,
             };
             let computed: Vec<anyhow::Result<Vec<f64>>> = if wave.len() == 1 {
-                vec![self.run_node(&self.nodes[wave[0]], &data, rows, threads, share)]
+                vec![self.run_timed(&self.nodes[wave[0]], &data, rows, threads, share)]
             } else {
                 std::thread::scope(|scope| {
                     let handles: Vec<_> = wave
@@ -270,7 +270,7 @@ impl Graph<'_> {
                         .map(|&i| {
                             let node = &self.nodes[i];
                             let data = &data;
-                            scope.spawn(move || self.run_node(node, data, rows, per_node, share))
+                            scope.spawn(move || self.run_timed(node, data, rows, per_node, share))
                         })
                         .collect();
                     handles
@@ -325,6 +325,26 @@ impl Graph<'_> {
                     Source::Node(n) => Some(*n),
                     Source::Input(_) => None,
                 }));
+            }
+        }
+    }
+
+    /// [`Graph::run_node`], timed for the observer when there is one.
+    fn run_timed(
+        &self,
+        node: &Node,
+        data: &Ready<'_>,
+        rows: usize,
+        threads: usize,
+        share: f64,
+    ) -> anyhow::Result<Vec<f64>> {
+        match self.observer.get() {
+            None => self.run_node(node, data, rows, threads, share),
+            Some(f) => {
+                let start = std::time::Instant::now();
+                let r = self.run_node(node, data, rows, threads, share);
+                f(&node.id, start.elapsed());
+                r
             }
         }
     }
