@@ -7,7 +7,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         Arc,
-        atomic::Ordering::Relaxed,
+        atomic::{AtomicUsize, Ordering::Relaxed},
         mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
     },
     time::{Duration, Instant},
@@ -43,6 +43,10 @@ pub struct Job {
 /// dropped and the queue has drained.
 pub struct Batcher {
     tx: SyncSender<Job>,
+    /// Requests queued and not yet running (those joining a batch that
+    /// waits for `max_delay_ms` included).
+    waiting: Arc<AtomicUsize>,
+    max_queue: usize,
     stats: Arc<ModelStats>,
 }
 
@@ -52,6 +56,7 @@ struct Runner {
     output: String,
     threads: usize,
     routed: bool,
+    waiting: Arc<AtomicUsize>,
     stats: Arc<ModelStats>,
 }
 
@@ -68,8 +73,10 @@ impl Batcher {
         stats: Arc<ModelStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(batching.max_queue);
+        let waiting = Arc::new(AtomicUsize::new(0));
         let runner = Runner {
             routed: graph.routes(output),
+            waiting: waiting.clone(),
             graph,
             output: output.to_string(),
             threads,
@@ -78,7 +85,12 @@ impl Batcher {
         std::thread::Builder::new()
             .name(format!("batch-{output}"))
             .spawn(move || runner.serve(&rx, batching))?;
-        Ok(Self { tx, stats })
+        Ok(Self {
+            tx,
+            waiting,
+            max_queue: batching.max_queue,
+            stats,
+        })
     }
 
     /// Queues `job`, or gives it back when the queue is full.
@@ -86,10 +98,15 @@ impl Batcher {
     /// # Errors
     /// The queue is full (or its thread is gone).
     pub fn submit(&self, job: Job) -> Result<(), Job> {
+        if self.waiting.fetch_add(1, Relaxed) >= self.max_queue {
+            self.waiting.fetch_sub(1, Relaxed);
+            return Err(job);
+        }
         self.stats.queued.fetch_add(1, Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                self.waiting.fetch_sub(1, Relaxed);
                 self.stats.queued.fetch_sub(1, Relaxed);
                 Err(job)
             }
@@ -105,10 +122,7 @@ impl Runner {
             let first = match carry.take() {
                 Some(j) => j,
                 None => match rx.recv() {
-                    Ok(j) => {
-                        self.stats.queued.fetch_sub(1, Relaxed);
-                        j
-                    }
+                    Ok(j) => j,
                     Err(_) => return,
                 },
             };
@@ -123,7 +137,6 @@ impl Runner {
                     rx.recv_timeout(deadline - now).ok()
                 };
                 let Some(j) = next else { break };
-                self.stats.queued.fetch_sub(1, Relaxed);
                 if rows + j.rows > b.max_batch {
                     carry = Some(j);
                     break;
@@ -131,6 +144,9 @@ impl Runner {
                 rows += j.rows;
                 batch.push(j);
             }
+            // These stop waiting (the carried one still waits).
+            self.waiting.fetch_sub(batch.len(), Relaxed);
+            self.stats.queued.fetch_sub(batch.len() as u64, Relaxed);
             // Requests whose client left (or timed out) are not run.
             batch.retain(|j| !j.reply.is_closed());
             if !batch.is_empty() {
