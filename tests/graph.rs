@@ -89,6 +89,15 @@ fn every_problem_is_named_with_its_line_and_key() {
             vec!["line 5: `nodes.rf.inputs`: unknown input `featurs`; did you mean `features`?"],
         ),
         (
+            "misspelt model key",
+            format!("{INPUT}[nodes.rf]\nmodle = \"rf.tsr\"\ninputs = [\"features\"]\n[outputs.o]\nfrom = \"rf\"\n"),
+            vec![
+                "line 4: `nodes.rf.modle`: unknown key",
+                "did you mean `model`?",
+                "`nodes.rf`: a node needs `model",
+            ],
+        ),
+        (
             "cycle",
             format!(
                 "{INPUT}[nodes.a]\ncombine = \"mean_proba\"\ninputs = [\"b\"]\n\

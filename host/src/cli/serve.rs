@@ -112,9 +112,12 @@ pub fn serve(env: &Env, a: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let names: Vec<String> = server.deployment().endpoints().keys().cloned().collect();
         tracing::info!(models = ?names, load_ms = started.elapsed().as_millis() as u64, "loaded");
-        eprintln!("listening on http://{local}");
+        // The signal handlers go in before the ready line: whoever waits
+        // for it may signal at once.
+        let shutdown = shutdown_signal();
         watch_reload_signal(&server);
-        server.run(listener, shutdown_signal()).await?;
+        eprintln!("listening on http://{local}");
+        server.run(listener, shutdown).await?;
         tracing::info!("stopped");
         Ok::<(), anyhow::Error>(())
     })?;
@@ -123,25 +126,38 @@ pub fn serve(env: &Env, a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed by this call, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let int = async move {
+                match int {
+                    Some(mut int) => {
+                        int.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            match term {
+                Some(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        () = int => {}
+                    }
+                }
+                None => int.await,
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

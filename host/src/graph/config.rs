@@ -984,6 +984,26 @@ impl Reader<'_, '_> {
                 }
             }
             _ => {
+                // A misspelt `model` or `combine` is named with its fix.
+                self.known_keys(
+                    t,
+                    &["nodes", id],
+                    &[
+                        "model",
+                        "train",
+                        "combine",
+                        "route",
+                        "inputs",
+                        "decompose",
+                        "compress",
+                        "role",
+                        "process",
+                        "fallback",
+                        "weights",
+                        "link",
+                        "classes",
+                    ],
+                );
                 self.problem(
                     &["nodes", id],
                     "a node needs `model = \"<file>\"`, `train = {...}` or `combine = \

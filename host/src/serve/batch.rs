@@ -165,12 +165,24 @@ impl Runner {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => Err(Failure {
                 status: if is_user_error(&e) { 400 } else { 500 },
-                message: format!("{e:#}"),
+                message: self.for_client(format!("{e:#}")),
             }),
             Err(_) => Err(Failure {
                 status: 500,
                 message: format!("predicting `{}` panicked", self.output),
             }),
+        }
+    }
+
+    /// `message` with the graph file's path cut to its name: clients are
+    /// not told where the server keeps its files.
+    fn for_client(&self, message: String) -> String {
+        let path = self.graph.path();
+        match path.file_name() {
+            Some(name) if path.as_os_str() != name => {
+                message.replace(&path.display().to_string(), &name.to_string_lossy())
+            }
+            _ => message,
         }
     }
 
