@@ -186,6 +186,9 @@ pub struct Batching {
     pub max_delay_ms: u64,
     /// Most requests waiting; more are refused at once (HTTP 503).
     pub max_queue: usize,
+    /// Batches run at once, each on a thread of its own (default: one per
+    /// core).
+    pub instances: Option<usize>,
 }
 
 impl Default for Batching {
@@ -194,6 +197,7 @@ impl Default for Batching {
             max_batch: 64,
             max_delay_ms: 0,
             max_queue: 1024,
+            instances: None,
         }
     }
 }
@@ -602,7 +606,11 @@ impl Reader<'_, '_> {
         match t.get("batching") {
             None => {}
             Some(Value::Table(bt)) => {
-                self.known_keys(bt, &at, &["max_batch", "max_delay_ms", "max_queue"]);
+                self.known_keys(
+                    bt,
+                    &at,
+                    &["max_batch", "max_delay_ms", "max_queue", "instances"],
+                );
                 for (k, v) in bt {
                     let at = ["outputs", name, "batching", k.as_str()];
                     match k.as_str() {
@@ -620,6 +628,9 @@ impl Reader<'_, '_> {
                             if let Some(i) = self.integer(v, &at, 1, 1 << 20) {
                                 b.max_queue = i as usize;
                             }
+                        }
+                        "instances" => {
+                            b.instances = self.integer(v, &at, 1, 256).map(|i| i as usize);
                         }
                         _ => {}
                     }

@@ -1,12 +1,13 @@
 //! Dynamic batching: requests for one served output wait in a bounded
-//! queue; a thread of its own (off the async runtime) takes what is
-//! queued, up to `max_batch` rows, waiting at most `max_delay_ms` for more,
-//! runs the graph once on all their rows and splits the answer back.
+//! queue; threads of its own (`instances`, off the async runtime) take
+//! what is queued, up to `max_batch` rows, waiting at most `max_delay_ms`
+//! for more, run the graph once on all their rows and split the answer
+//! back. One instance gathers at a time; the others run their batches.
 
 use std::{
     panic::AssertUnwindSafe,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering::Relaxed},
         mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
     },
@@ -73,18 +74,25 @@ impl Batcher {
         stats: Arc<ModelStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(batching.max_queue);
+        let rx = Arc::new(Mutex::new(rx));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let runner = Runner {
+        let runner = Arc::new(Runner {
             routed: graph.routes(output),
             waiting: waiting.clone(),
             graph,
             output: output.to_string(),
             threads,
             stats: stats.clone(),
-        };
-        std::thread::Builder::new()
-            .name(format!("batch-{output}"))
-            .spawn(move || runner.serve(&rx, batching))?;
+        });
+        let instances = batching
+            .instances
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        for i in 0..instances.max(1) {
+            let (runner, rx) = (runner.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("batch-{output}-{i}"))
+                .spawn(move || runner.serve(&rx, batching))?;
+        }
         Ok(Self {
             tx,
             waiting,
@@ -115,13 +123,17 @@ impl Batcher {
 }
 
 impl Runner {
-    fn serve(&self, rx: &Receiver<Job>, b: Batching) {
+    /// One instance's loop: gather a batch (one instance at a time holds
+    /// the queue while its batch gathers), then run it while the next
+    /// instance gathers.
+    fn serve(&self, rx: &Mutex<Receiver<Job>>, b: Batching) {
         let delay = Duration::from_millis(b.max_delay_ms);
         let mut carry: Option<Job> = None;
         loop {
+            let queue = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let first = match carry.take() {
                 Some(j) => j,
-                None => match rx.recv() {
+                None => match queue.recv() {
                     Ok(j) => j,
                     Err(_) => return,
                 },
@@ -132,9 +144,9 @@ impl Runner {
             while rows < b.max_batch {
                 let now = Instant::now();
                 let next = if now >= deadline {
-                    rx.try_recv().ok()
+                    queue.try_recv().ok()
                 } else {
-                    rx.recv_timeout(deadline - now).ok()
+                    queue.recv_timeout(deadline - now).ok()
                 };
                 let Some(j) = next else { break };
                 if rows + j.rows > b.max_batch {
@@ -144,6 +156,7 @@ impl Runner {
                 rows += j.rows;
                 batch.push(j);
             }
+            drop(queue);
             // These stop waiting (the carried one still waits).
             self.waiting.fetch_sub(batch.len(), Relaxed);
             self.stats.queued.fetch_sub(batch.len() as u64, Relaxed);

@@ -194,15 +194,17 @@ impl Server {
         };
         let status = r.status().as_u16();
         self.stats.http(status);
+        let took_us = start.elapsed().as_micros() as u64;
+        let id = request_id.as_deref().unwrap_or("-");
+        if status >= 500 {
+            tracing::warn!(%method, %path, status, request_id = id, took_us, "request failed");
+        } else {
+            tracing::debug!(%method, %path, status, request_id = id, took_us, "request");
+        }
         if let Some(id) = request_id
             && let Ok(v) = HeaderValue::from_str(&id)
         {
             r.headers_mut().insert("x-request-id", v);
-        }
-        if status >= 500 {
-            tracing::warn!(%method, %path, status, took_us = start.elapsed().as_micros() as u64, "request failed");
-        } else {
-            tracing::debug!(%method, %path, status, took_us = start.elapsed().as_micros() as u64, "request");
         }
         r
     }
