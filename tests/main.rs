@@ -14,6 +14,7 @@ mod import;
 mod loading;
 mod mlp;
 mod nesting;
+mod remote;
 mod serve;
 mod template;
 mod util;

@@ -40,7 +40,7 @@ const IRIS_FEATURES: &str = "[inputs.features]\nnames = [\"f0\", \"f1\", \"f2\",
 
 /// A running `tessera serve` on a free port; killed when dropped unless
 /// the test waited for it to exit.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     addr: String,
     log: Arc<Mutex<String>>,
@@ -52,12 +52,18 @@ struct Served {
 impl Served {
     /// `tessera --plugins <plugins> serve <args..> --listen 127.0.0.1:0`,
     /// once it says where it listens.
-    fn start(plugins: &Path, args: &[&str]) -> Self {
+    pub(crate) fn start(plugins: &Path, args: &[&str]) -> Self {
         Self::start_with_env(plugins, args, &[])
     }
 
     fn start_with_env(plugins: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::launch(plugins, args, env, None)
+        Self::launch(plugins, args, env, None, "127.0.0.1:0")
+    }
+
+    /// [`Served::start`] listening on `listen` (a fixed address, for a
+    /// server restarted where its clients expect it).
+    pub(crate) fn start_at(plugins: &Path, args: &[&str], listen: &str) -> Self {
+        Self::launch(plugins, args, &[], None, listen)
     }
 
     /// [`Served::start`], and signal `sig` sent the moment the server says
@@ -65,7 +71,7 @@ impl Served {
     /// stands between the line and the signal).
     #[cfg(unix)]
     fn start_and_signal(plugins: &Path, args: &[&str], sig: &str) -> Self {
-        Self::launch(plugins, args, &[], Some(sig))
+        Self::launch(plugins, args, &[], Some(sig), "127.0.0.1:0")
     }
 
     fn launch(
@@ -73,13 +79,14 @@ impl Served {
         args: &[&str],
         env: &[(&str, &str)],
         ready_signal: Option<&str>,
+        listen: &str,
     ) -> Self {
         let mut cmd = Command::new(tessera_bin());
         cmd.arg("--plugins")
             .arg(plugins)
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .env_remove("TESSERA_PLUGINS")
             .env_remove("TESSERA_ADMIN_TOKEN")
             .env_remove("TESSERA_LOG")
@@ -144,18 +151,18 @@ impl Served {
         served
     }
 
-    fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
 
     /// What it wrote on stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Sends signal `sig` (`HUP`, `TERM`) with `kill`.
     #[cfg(unix)]
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())

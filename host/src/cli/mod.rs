@@ -85,6 +85,10 @@ struct ServeArgs {
     /// Serve a model file under NAME (repeatable; instead of a graph file).
     #[arg(long, value_name = "NAME=MODEL")]
     model: Vec<String>,
+    /// Serve only this model node of the graph file, under its id
+    /// (repeatable): one machine's part of a larger deployment.
+    #[arg(long, value_name = "ID")]
+    node: Vec<String>,
     /// The address to listen on (default: [server] listen, else
     /// 127.0.0.1:8000; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]

@@ -45,20 +45,24 @@ fn init_logs(json: bool) {
 
 pub fn serve(env: &Env, a: ServeArgs) -> anyhow::Result<()> {
     init_logs(a.log_format == "json");
-    let source = match (&a.config, a.model.is_empty()) {
-        (Some(c), true) => Source::Graph(c.clone()),
-        (None, false) => Source::Models(
+    let source = match (&a.config, a.model.is_empty(), a.node.is_empty()) {
+        (Some(c), true, true) => Source::Graph(c.clone()),
+        (Some(c), true, false) => Source::Nodes(c.clone(), a.node.clone()),
+        (None, false, true) => Source::Models(
             a.model
                 .iter()
                 .map(|m| named_model(m))
                 .collect::<anyhow::Result<_>>()?,
         ),
-        (Some(_), false) => {
+        (None, _, false) => {
+            return Err(UsageError("--node needs the graph file it names nodes of".into()).into());
+        }
+        (Some(_), false, _) => {
             return Err(
                 UsageError("give a graph file or --model NAME=FILE, not both".into()).into(),
             );
         }
-        (None, true) => {
+        (None, true, true) => {
             return Err(UsageError(
                 "nothing to serve: give a graph file (tessera serve deploy.toml) or --model NAME=FILE"
                     .into(),
@@ -67,7 +71,7 @@ pub fn serve(env: &Env, a: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let mut settings = match &source {
-        Source::Graph(path) => tessera_host::serve::settings_of(path)?,
+        Source::Graph(path) | Source::Nodes(path, _) => tessera_host::serve::settings_of(path)?,
         Source::Models(_) => tessera_host::serve::Settings::default(),
     };
     let mut registry: Registry = env.registry()?;

@@ -99,6 +99,9 @@ pub enum NodeKind {
         /// `compress = [{ with = NAME, params = {...} }, ...]`: compressors
         /// applied in order at load (before any decomposition).
         compress: Vec<(String, Json)>,
+        /// `remote = ["http://host:port", ...]`: served by other tessera
+        /// servers (the file gives only its shape here).
+        remote: Option<RemoteDecl>,
     },
     /// A router: each request goes to one of its inputs, chosen by the
     /// request id with these shares.
@@ -120,6 +123,34 @@ pub enum NodeKind {
         /// `stack`: the meta-model's training data and learner.
         train: Option<(PathBuf, TrainDecl)>,
     },
+}
+
+/// A model node served by other `tessera serve` processes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteDecl {
+    /// `remote`: the replicas' base URLs (`http://host:port`).
+    pub urls: Vec<String>,
+    /// `remote_model`: the model's name on them (default: the node id).
+    pub model: String,
+    /// `timeout_ms`: the longest one call to a replica may take.
+    pub timeout_ms: u64,
+    /// `retries`: other replicas tried after a failed call (default: each
+    /// other replica once).
+    pub retries: usize,
+    /// `hedge_after_ms`: when a call is slower than this, the same request
+    /// goes to another replica too, and the first answer wins.
+    pub hedge_after_ms: Option<u64>,
+}
+
+/// What a node's failure does to the nodes that read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// The request fails (unless a `fallback` answers).
+    #[default]
+    Fail,
+    /// The combiner reading it answers from the inputs that did answer,
+    /// rescaled, and the answer names the missing node.
+    Degrade,
 }
 
 /// A model to train when the graph loads.
@@ -157,6 +188,8 @@ pub struct NodeDecl {
     pub inputs: Vec<String>,
     /// `fallback = "<node>"`: whose answer stands in when this node fails.
     pub fallback: Option<String>,
+    /// `on_failure = "fail" | "degrade"`.
+    pub on_failure: OnFailure,
     /// Line of `[nodes.<id>]`.
     pub line: usize,
 }
@@ -779,6 +812,12 @@ impl Reader<'_, '_> {
                         "role",
                         "process",
                         "fallback",
+                        "on_failure",
+                        "remote",
+                        "remote_model",
+                        "timeout_ms",
+                        "retries",
+                        "hedge_after_ms",
                     ],
                 );
                 let (path, train) = if let Some(m) = t.get("model") {
@@ -874,12 +913,32 @@ impl Reader<'_, '_> {
                             .into(),
                     );
                 }
+                let remote = self.remote_decl(t, id);
+                if remote.is_some() {
+                    for (key, given) in [
+                        ("train", train.is_some()),
+                        ("decompose", decompose.is_some()),
+                        ("compress", !compress.is_empty()),
+                        ("process", process),
+                    ] {
+                        if given {
+                            self.problem(
+                                &at(key),
+                                format!(
+                                    "a remote node runs its model elsewhere: no `{key}` here \
+                                     (give it to the servers that hold the model)"
+                                ),
+                            );
+                        }
+                    }
+                }
                 NodeKind::Model {
                     path,
                     train,
                     decompose,
                     process,
                     compress,
+                    remote,
                 }
             }
             (None, None) if t.contains_key("route") => {
@@ -1032,12 +1091,98 @@ impl Reader<'_, '_> {
                 None
             }
         };
+        let on_failure = match t.get("on_failure").map(|v| (v, v.as_str())) {
+            None | Some((_, Some("fail"))) => OnFailure::Fail,
+            Some((_, Some("degrade"))) => OnFailure::Degrade,
+            Some((v, _)) => {
+                self.problem(
+                    &at("on_failure"),
+                    format!("expected \"fail\" or \"degrade\", got {v}"),
+                );
+                OnFailure::Fail
+            }
+        };
+        if on_failure == OnFailure::Degrade && fallback.is_some() {
+            self.problem(
+                &at("on_failure"),
+                "give `fallback` or `on_failure = \"degrade\"`, not both".into(),
+            );
+        }
         Some(NodeDecl {
             id: id.to_string(),
             kind,
             inputs,
             fallback,
+            on_failure,
             line,
+        })
+    }
+
+    /// The `remote = [...]` keys of model node `id`.
+    fn remote_decl(&mut self, t: &toml::Table, id: &str) -> Option<RemoteDecl> {
+        let at = |k: &str| -> Vec<String> { vec!["nodes".into(), id.into(), k.into()] };
+        let Some(v) = t.get("remote") else {
+            for k in ["remote_model", "timeout_ms", "retries", "hedge_after_ms"] {
+                if t.contains_key(k) {
+                    let p = at(k);
+                    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                    self.problem(&p, "only a node with `remote = [...]` takes this".into());
+                }
+            }
+            return None;
+        };
+        let path = ["nodes", id, "remote"];
+        let urls = self.string_list(Some(v), &path)?;
+        if urls.is_empty() {
+            self.problem(
+                &path,
+                "expected at least one URL such as \"http://10.0.0.2:8000\"".into(),
+            );
+            return None;
+        }
+        for u in &urls {
+            if crate::graph::remote::Endpoint::parse(u).is_none() {
+                self.problem(
+                    &path,
+                    format!("`{u}` is not a URL such as \"http://10.0.0.2:8000\""),
+                );
+            }
+        }
+        let model = match t.get("remote_model") {
+            None => id.to_string(),
+            Some(Value::String(m)) if !m.is_empty() && !m.contains('/') => m.clone(),
+            Some(v) => {
+                self.problem(
+                    &["nodes", id, "remote_model"],
+                    format!("expected a model name, got {v}"),
+                );
+                id.to_string()
+            }
+        };
+        let timeout_ms = match t.get("timeout_ms") {
+            None => 1000,
+            Some(v) => self
+                .integer(v, &["nodes", id, "timeout_ms"], 1, 3_600_000)
+                .map_or(1000, |i| i as u64),
+        };
+        let retries = match t.get("retries") {
+            None => urls.len() - 1,
+            Some(v) => self
+                .integer(v, &["nodes", id, "retries"], 0, 100)
+                .map_or(0, |i| i as usize),
+        };
+        let hedge_after_ms = match t.get("hedge_after_ms") {
+            None => None,
+            Some(v) => self
+                .integer(v, &["nodes", id, "hedge_after_ms"], 1, 3_600_000)
+                .map(|i| i as u64),
+        };
+        Some(RemoteDecl {
+            urls,
+            model,
+            timeout_ms,
+            retries,
+            hedge_after_ms,
         })
     }
 
@@ -1082,6 +1227,47 @@ impl Reader<'_, '_> {
                         "a node cannot be its own fallback".into(),
                     ));
                 }
+            }
+        }
+        // A node that may be missing is read only by combiners that can
+        // answer without it: means and votes, rescaled over the rest.
+        for n in c
+            .nodes
+            .iter()
+            .filter(|n| n.on_failure == OnFailure::Degrade)
+        {
+            let readers: Vec<&NodeDecl> = c
+                .nodes
+                .iter()
+                .filter(|r| r.inputs.contains(&n.id))
+                .collect();
+            let bad = readers.iter().find(|r| {
+                !matches!(
+                    r.kind,
+                    NodeKind::Combine {
+                        how: Combine::Weighted | Combine::MeanProba | Combine::Vote,
+                        ..
+                    }
+                )
+            });
+            let served = c.outputs.iter().any(|o| o.from == n.id);
+            if let Some(r) = bad {
+                problems.push((
+                    vec!["nodes".to_string(), n.id.clone(), "on_failure".into()],
+                    format!(
+                        "`{}` reads this node, and only `weighted`, `mean_proba` and `vote` \
+                         combiners can answer without one of their inputs (a `sum` of boosted \
+                         trees without some of them is another model)",
+                        r.id
+                    ),
+                ));
+            } else if served || readers.is_empty() {
+                problems.push((
+                    vec!["nodes".to_string(), n.id.clone(), "on_failure".into()],
+                    "`degrade` needs a combiner reading this node (an output cannot answer \
+                     without it)"
+                        .into(),
+                ));
             }
         }
         for o in &c.outputs {

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod config;
+pub mod remote;
 mod run;
 pub mod worker;
 
@@ -23,7 +24,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tessera_core::ir::Link;
 
-pub use config::{Batching, Combine, Config, GraphError, Problem, ServerDecl};
+pub use config::{
+    Batching, Combine, Config, GraphError, OnFailure, Problem, RemoteDecl, ServerDecl,
+};
 pub use run::Answer;
 
 use crate::{
@@ -73,6 +76,11 @@ enum Op {
     Route { cumulative: Vec<f64> },
     /// A meta-model over its inputs' answers side by side.
     Stack { meta: LoadedModel },
+    /// A model served by other tessera servers.
+    Remote {
+        remote: std::sync::Arc<remote::Remote>,
+        pick: Option<Vec<usize>>,
+    },
     /// A model in a worker process.
     Process {
         worker: std::sync::Mutex<worker::Worker>,
@@ -93,6 +101,8 @@ struct Node {
     shape: Shape,
     /// The node whose answer stands in when this one fails.
     fallback: Option<usize>,
+    /// `on_failure = "degrade"`: its readers answer without it.
+    degrade: bool,
 }
 
 /// A loaded, checked graph.
@@ -179,6 +189,20 @@ impl<'r> Graph<'r> {
                 }
             };
             let built = match &decl.kind {
+                config::NodeKind::Model {
+                    path,
+                    remote: Some(r),
+                    ..
+                } => {
+                    let source = decl.inputs.first().map_or("", String::as_str);
+                    match remote_node(path, &decl.id, r, source, inputs.first().map(in_shape)) {
+                        Ok((op, shape)) => Some((op, shape)),
+                        Err(e) => {
+                            problem(format!("{e:#}"));
+                            None
+                        }
+                    }
+                }
                 config::NodeKind::Model {
                     path,
                     process: true,
@@ -273,6 +297,7 @@ impl<'r> Graph<'r> {
                     inputs,
                     shape,
                     fallback: None,
+                    degrade: decl.on_failure == config::OnFailure::Degrade,
                 });
             }
         }
@@ -505,6 +530,30 @@ fn pick_columns(
 /// A `process = true` node: only the model file's header is read here
 /// (no plugin code runs in the host); the worker loads the model when the
 /// node is first asked.
+/// A model node served remotely: its shape and features come from the
+/// model file's header; `source` names what it reads (the input name
+/// the servers holding it expect).
+fn remote_node(
+    path: &Path,
+    id: &str,
+    decl: &config::RemoteDecl,
+    source: &str,
+    input: Option<(usize, Option<&Vec<String>>)>,
+) -> anyhow::Result<(Op, Shape)> {
+    let header = crate::artifact::Artifact::read(path)?.header;
+    let pick = pick_columns(path, &header.features, input)?;
+    let shape = Shape::of(&header);
+    let remote = remote::Remote::new(
+        id,
+        decl,
+        source,
+        header.features.len(),
+        !shape.classes.is_empty(),
+        shape.width,
+    )?;
+    Ok((Op::Remote { remote, pick }, shape))
+}
+
 fn process_node(
     registry: &Registry,
     path: &Path,
@@ -632,7 +681,7 @@ fn stack_meta(
                 config.inputs[i].id.clone(),
             )),
             Source::Node(n) => {
-                let (v, _) = partial.run_to(n, &x, threads, 0.0)?;
+                let (v, _, _) = partial.run_to(n, &x, threads, 0.0)?;
                 Ok((v, partial.nodes[n].shape.width, partial.nodes[n].id.clone()))
             }
         })

@@ -21,9 +21,12 @@ pub struct Answer {
     pub classes: Vec<String>,
     /// Row-major values.
     pub values: Vec<f64>,
-    /// What went wrong on the way and was covered by a fallback, one line
-    /// per failed node.
+    /// What went wrong on the way and was covered by a fallback (or left
+    /// out by a degrading combiner), one line per failed node.
     pub notes: Vec<String>,
+    /// Nodes with `on_failure = "degrade"` that failed: the answer was
+    /// combined without them.
+    pub missing: Vec<String>,
 }
 
 impl Answer {
@@ -98,6 +101,8 @@ struct Ready<'a> {
     x32: &'a [f32],
     width: usize,
     results: &'a [Option<Vec<f64>>],
+    /// Degraded nodes (failed; their readers answer without them).
+    missing: &'a [bool],
     nodes: &'a [Node],
 }
 
@@ -187,7 +192,7 @@ impl Graph<'_> {
             .iter()
             .position(|n| n.id == o.from)
             .expect("outputs name loaded nodes");
-        let (values, notes) = self.run_to(target, x, threads, share)?;
+        let (values, notes, missing) = self.run_to(target, x, threads, share)?;
         let shape = &self.nodes[target].shape;
         Ok(Answer {
             rows,
@@ -195,6 +200,7 @@ impl Graph<'_> {
             classes: shape.classes.clone(),
             values,
             notes,
+            missing,
         })
     }
 
@@ -206,7 +212,7 @@ impl Graph<'_> {
         x: &[f32],
         threads: usize,
         share: f64,
-    ) -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+    ) -> anyhow::Result<(Vec<f64>, Vec<String>, Vec<String>)> {
         let width = self.input_width()?;
         let rows = x.len() / width.max(1);
         let output = &self.nodes[target].id;
@@ -231,6 +237,8 @@ impl Graph<'_> {
         };
         // Nodes that failed, and the fallback standing in for each.
         let mut standing_in: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        // Nodes that failed with `on_failure = "degrade"`.
+        let mut missing = vec![false; self.nodes.len()];
         let mut notes = Vec::new();
         loop {
             for i in 0..self.nodes.len() {
@@ -259,6 +267,7 @@ impl Graph<'_> {
                 x32: x,
                 width,
                 results: &results,
+                missing: &missing,
                 nodes: &self.nodes,
             };
             let computed: Vec<anyhow::Result<Vec<f64>>> = if wave.len() == 1 {
@@ -285,6 +294,14 @@ impl Graph<'_> {
             for (&i, r) in wave.iter().zip(computed) {
                 match (r, self.nodes[i].fallback) {
                     (Ok(r), _) => results[i] = Some(r),
+                    (Err(e), None) if self.nodes[i].degrade => {
+                        notes.push(format!(
+                            "node `{}` failed ({e:#}); answered without it",
+                            self.nodes[i].id
+                        ));
+                        missing[i] = true;
+                        results[i] = Some(Vec::new());
+                    }
                     (Err(e), Some(f)) => {
                         notes.push(format!(
                             "node `{}` failed ({e:#}); its fallback `{}` answered",
@@ -311,7 +328,11 @@ impl Graph<'_> {
                 notes.join("; ")
             );
         }
-        Ok((results[target].take().unwrap_or_default(), notes))
+        let missing = (0..self.nodes.len())
+            .filter(|&i| missing[i])
+            .map(|i| self.nodes[i].id.clone())
+            .collect();
+        Ok((results[target].take().unwrap_or_default(), notes, missing))
     }
 
     /// Marks `start` and everything it reads (for request share `share`)
@@ -382,6 +403,10 @@ impl Graph<'_> {
                 }
                 Ok(whole_answer(meta, ctx.as_abi(), &x)?)
             }
+            Op::Remote { remote, pick } => {
+                let x = data.rows_for(&node.inputs[0], pick);
+                remote.call(&x, rows)
+            }
             Op::Process { worker, pick } => {
                 let x = data.rows_for(&node.inputs[0], pick);
                 let cols = x.len().checked_div(rows).unwrap_or(0);
@@ -391,8 +416,33 @@ impl Graph<'_> {
                 w.call(&x, rows, cols)
             }
             Op::Combine { how, weights, link } => {
-                let ins: Vec<(&[f64], usize)> = node.inputs.iter().map(|s| data.get(s)).collect();
-                Ok(combine(*how, weights, *link, &ins, rows))
+                let present = |s: &Source| !matches!(s, Source::Node(n) if data.missing[*n]);
+                if node.inputs.iter().all(present) {
+                    let ins: Vec<(&[f64], usize)> =
+                        node.inputs.iter().map(|s| data.get(s)).collect();
+                    return Ok(combine(*how, weights, *link, &ins, rows));
+                }
+                // Degraded: the inputs that answered, their weights scaled
+                // up to the same total.
+                let kept: Vec<usize> = (0..node.inputs.len())
+                    .filter(|&k| present(&node.inputs[k]))
+                    .collect();
+                if kept.is_empty() {
+                    anyhow::bail!("none of the inputs of `{}` answered", node.id);
+                }
+                let ins: Vec<(&[f64], usize)> =
+                    kept.iter().map(|&k| data.get(&node.inputs[k])).collect();
+                let w: Vec<f64> = if weights.is_empty() {
+                    Vec::new()
+                } else {
+                    let all: f64 = weights.iter().sum();
+                    let here: f64 = kept.iter().map(|&k| weights[k]).sum();
+                    if here <= 0.0 {
+                        anyhow::bail!("the inputs of `{}` that answered weigh nothing", node.id);
+                    }
+                    kept.iter().map(|&k| weights[k] * all / here).collect()
+                };
+                Ok(combine(*how, &w, *link, &ins, rows))
             }
         }
     }
@@ -513,6 +563,9 @@ pub fn dot(g: &Graph<'_>) -> String {
             Op::Model { model, .. } => ("box", format!("{}\\n{}", n.id, model.header.component)),
             Op::Parts { parts, .. } => ("box3d", format!("{}\\n{} parts", n.id, parts.parts.len())),
             Op::Process { .. } => ("box", format!("{}\\nworker process", n.id)),
+            Op::Remote { remote, .. } => {
+                ("box", format!("{}\\nremote x{}", n.id, remote.replicas()))
+            }
             Op::Route { .. } => ("trapezium", format!("{}\\nrouter", n.id)),
             Op::Stack { meta } => (
                 "diamond",
@@ -613,6 +666,7 @@ mod tests {
             classes: vec!["a".into(), "b".into(), "c".into()],
             values: mean,
             notes: Vec::new(),
+            missing: Vec::new(),
         };
         assert_eq!(answer.labels(), Some(vec!["a", "c"]));
     }

@@ -223,6 +223,7 @@ impl Runner {
                         classes: all.classes.clone(),
                         values: all.values[start..start + n].to_vec(),
                         notes: all.notes.clone(),
+                        missing: all.missing.clone(),
                     };
                     start += n;
                     let _ = j.reply.send(Ok(answer));
@@ -248,5 +249,7 @@ fn is_user_error(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<tessera_core::PluginError>()
                 .is_some_and(|p| p.kind.is_user_error())
             || c.is::<crate::data::DataError>()
+            || c.downcast_ref::<crate::graph::remote::RemoteError>()
+                .is_some_and(crate::graph::remote::RemoteError::is_client_error)
     })
 }

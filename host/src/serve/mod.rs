@@ -50,6 +50,9 @@ pub enum Source {
     Graph(PathBuf),
     /// Model files, each served under its name.
     Models(Vec<(String, PathBuf)>),
+    /// Only these model nodes of a graph file, each served under its id
+    /// (what a machine holding one part of a larger deployment runs).
+    Nodes(PathBuf, Vec<String>),
 }
 
 /// The server's limits and settings (a graph's `[server]` table, with
@@ -150,7 +153,7 @@ impl Server {
     ) -> anyhow::Result<Arc<Self>> {
         let settings = match (&options.settings, &source) {
             (Some(s), _) => s.clone(),
-            (None, Source::Graph(path)) => settings_of(path)?,
+            (None, Source::Graph(path) | Source::Nodes(path, _)) => settings_of(path)?,
             (None, Source::Models(_)) => Settings::default(),
         };
         let threads = options
@@ -215,6 +218,10 @@ impl Server {
             Source::Models(models) => models
                 .iter()
                 .map(|(name, path)| model_graph(self.registry, name, path))
+                .collect::<anyhow::Result<_>>()?,
+            Source::Nodes(path, ids) => ids
+                .iter()
+                .map(|id| node_graph(self.registry, path, id))
                 .collect::<anyhow::Result<_>>()?,
         };
         let mut endpoints = BTreeMap::new();
@@ -387,6 +394,90 @@ fn model_graph(
     root.insert("outputs".into(), section(name, output));
     let text = toml::to_string(&root)?;
     Graph::from_toml(registry, &text, Path::new("."), path)
+}
+
+/// A graph of node `id` of the graph file at `path` alone: the input it
+/// reads, the node (run here, whatever its `remote` says) and an output
+/// named after it.
+fn node_graph(
+    registry: &'static Registry,
+    path: &Path,
+    id: &str,
+) -> anyhow::Result<Graph<'static>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::data::DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let config = crate::graph::config::parse(&text, base, path)?;
+    let ids: Vec<&str> = config.nodes.iter().map(|n| n.id.as_str()).collect();
+    let refuse = |key: String, line: usize, message: String| -> anyhow::Error {
+        crate::graph::GraphError {
+            path: path.to_path_buf(),
+            problems: vec![crate::graph::Problem { line, key, message }],
+        }
+        .into()
+    };
+    let Some(decl) = config.nodes.iter().find(|n| n.id == id) else {
+        return Err(refuse(
+            "nodes".into(),
+            0,
+            format!(
+                "--node: no node `{id}` (nodes: {}){}",
+                ids.join(", "),
+                crate::graph::config::hint(id, &ids)
+            ),
+        ));
+    };
+    let key = format!("nodes.{id}");
+    if !matches!(decl.kind, crate::graph::config::NodeKind::Model { .. }) {
+        return Err(refuse(key, decl.line, "--node: not a model node".into()));
+    }
+    let source = decl.inputs.first().cloned().unwrap_or_default();
+    if !config.inputs.iter().any(|i| i.id == source) {
+        return Err(refuse(
+            key,
+            decl.line,
+            format!(
+                "--node: it reads node `{source}`, not one of the graph's inputs; only nodes \
+                 that read an input can be served alone"
+            ),
+        ));
+    }
+    let root: toml::Table = toml::from_str(&text)?;
+    let section = |k: &str, name: &str| -> Option<toml::Table> {
+        root.get(k)?.get(name)?.as_table().cloned()
+    };
+    let mut node = section("nodes", id).unwrap_or_default();
+    for k in [
+        "remote",
+        "remote_model",
+        "timeout_ms",
+        "retries",
+        "hedge_after_ms",
+        "on_failure",
+        "fallback",
+    ] {
+        node.remove(k);
+    }
+    let mut output = toml::Table::new();
+    output.insert("from".into(), toml::Value::String(id.into()));
+    let one = |k: &str, v: toml::Table| {
+        let mut t = toml::Table::new();
+        t.insert(k.to_string(), toml::Value::Table(v));
+        toml::Value::Table(t)
+    };
+    let mut sub = toml::Table::new();
+    if let Some(server) = root.get("server") {
+        sub.insert("server".into(), server.clone());
+    }
+    sub.insert(
+        "inputs".into(),
+        one(&source, section("inputs", &source).unwrap_or_default()),
+    );
+    sub.insert("nodes".into(), one(id, node));
+    sub.insert("outputs".into(), one(id, output));
+    Graph::from_toml(registry, &toml::to_string(&sub)?, base, path)
 }
 
 /// Whether `given` is the admin token `want` (in time independent of

@@ -559,6 +559,7 @@ fn empty_answer(e: &Endpoint) -> crate::graph::Answer {
         classes: e.classes.clone(),
         values: Vec::new(),
         notes: Vec::new(),
+        missing: Vec::new(),
     }
 }
 
@@ -596,7 +597,11 @@ fn answer(
             binary: *binary,
         })
         .collect();
-    let parameters = (!a.notes.is_empty()).then(|| json!({ "fallbacks": a.notes }));
+    let parameters = match (a.notes.is_empty(), a.missing.is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(json!({ "fallbacks": a.notes })),
+        (_, false) => Some(json!({ "fallbacks": a.notes, "missing": a.missing })),
+    };
     let (body, json_len) =
         oip::write_answer(&e.name, &e.version, id, parameters.as_ref(), &outputs);
     match json_len {
