@@ -373,3 +373,42 @@ fn remote_mistakes_are_named_with_their_line() {
     .fails(2, &["no node `rf_shard_7`", "did you mean `rf_shard_0`?"]);
     tessera(p, &["serve", "--node", "rf_shard_0"]).fails(2, &["--node needs the graph file"]);
 }
+
+#[test]
+#[cfg(unix)]
+fn a_slow_replica_is_hedged_by_the_other() {
+    let plugins = plugin_dir(PLUGINS);
+    let p = plugins.path();
+    let dir = TempDir::new("remote-hedge");
+    let (model, _) = sharded_forest(p, &dir);
+    let graph = |urls: &str, hedge: &str| {
+        format!(
+            "[inputs.features]\nshape = [-1, 30]\n\
+             [nodes.rf]\nmodel = {model:?}\ninputs = [\"features\"]\nremote = [{urls}]\n\
+             timeout_ms = 5000\n{hedge}[outputs.rf]\nfrom = \"rf\"\n"
+        )
+    };
+    let deploy = dir.join("deploy.toml");
+    std::fs::write(&deploy, graph("\"http://127.0.0.1:9\"", "")).unwrap();
+    let node = ["--node", "rf", s(&deploy)];
+    let (a, b) = (Served::start(p, &node), Served::start(p, &node));
+    let urls = format!("\"http://{}\", \"http://{}\"", a.addr(), b.addr());
+    std::fs::write(&deploy, graph(&urls, "hedge_after_ms = 20\n")).unwrap();
+    let front = Served::start(p, &[s(&deploy)]);
+    let rows = test_rows();
+    let one = body(&rows[..2]);
+    let want = probabilities(&post(front.addr(), "/v2/models/rf/infer", &one).json());
+    // A hang, not a crash: calls to `a` never answer and, within the
+    // first health check, it is not yet out of rotation.
+    a.signal("STOP");
+    let t = Instant::now();
+    for _ in 0..6 {
+        let r = post(front.addr(), "/v2/models/rf/infer", &one);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(probabilities(&r.json()), want);
+    }
+    let took = t.elapsed();
+    a.signal("CONT");
+    // Without the hedge, every other call would wait out the 5 s timeout.
+    assert!(took < Duration::from_secs(3), "6 hedged calls took {took:?}");
+}
