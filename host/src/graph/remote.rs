@@ -413,12 +413,13 @@ impl Remote {
                 .as_u64()
                 .map(|n| n as usize);
             if o["name"] != self.output {
-                offset += size.unwrap_or(0);
+                offset = offset.saturating_add(size.unwrap_or(0));
                 continue;
             }
             let values: Vec<f64> = match size {
-                Some(n) => binary
-                    .get(offset..offset + n)
+                Some(n) => offset
+                    .checked_add(n)
+                    .and_then(|end| binary.get(offset..end))
                     .ok_or("answer shorter than its binary outputs")?
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))

@@ -224,7 +224,16 @@ pub fn rows_of(
             )));
         }
     };
-    let count = rows * width;
+    let Some((count, bytes_needed)) = rows
+        .checked_mul(width)
+        .and_then(|c| Some((c, c.checked_mul(size)?)))
+        .filter(|(_, b)| *b <= isize::MAX as usize)
+    else {
+        return Err(RequestError::bad(format!(
+            "input `{name}`: shape {:?} is too large",
+            t.shape
+        )));
+    };
     let binary_size = t
         .parameters
         .as_ref()
@@ -241,15 +250,17 @@ pub fn rows_of(
                     "input `{name}`: binary_data_size {n} is not a byte count"
                 )));
             };
-            if n != count * size {
+            if n != bytes_needed {
                 return Err(RequestError::bad(format!(
-                    "input `{name}`: binary_data_size is {n} bytes, but shape {:?} of {} needs {}",
-                    t.shape,
-                    t.datatype,
-                    count * size
+                    "input `{name}`: binary_data_size is {n} bytes, but shape {:?} of {} needs \
+                     {bytes_needed}",
+                    t.shape, t.datatype
                 )));
             }
-            let Some(bytes) = binary.get(*offset..*offset + n) else {
+            let Some(bytes) = offset
+                .checked_add(n)
+                .and_then(|end| binary.get(*offset..end))
+            else {
                 return Err(RequestError::bad(format!(
                     "input `{name}`: the body ends before its {n} bytes of binary data"
                 )));
@@ -566,5 +577,61 @@ mod tests {
         let v: Value = serde_json::from_slice(&body[..n]).unwrap();
         assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 16);
         assert_eq!(&body[n..n + 8], &0.25f64.to_le_bytes());
+    }
+
+    /// Mangled bodies (random bytes, truncations and byte flips of a
+    /// valid request, lying binary sizes) give errors, never a panic.
+    #[test]
+    fn mangled_bodies_never_panic() {
+        let valid = br#"{"id":"x","inputs":[{"name":"input","shape":[2,3],"datatype":"FP32","data":[[1,2,3],[4,5,6]]}],"outputs":[{"name":"label"}]}"#;
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..3000 {
+            let mut body = valid.to_vec();
+            match round % 4 {
+                0 => body.truncate((next() as usize) % valid.len()),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() as usize) % body.len();
+                        body[i] = next() as u8;
+                    }
+                }
+                2 => body = (0..next() % 64).map(|_| next() as u8).collect(),
+                _ => body.extend((0..next() % 32).map(|_| next() as u8)),
+            }
+            let header_len = (round % 5 == 0).then(|| (next() % 200).to_string());
+            let Ok(p) = parse(bytes::Bytes::from(body), header_len.as_deref()) else {
+                continue;
+            };
+            let mut offset = 0;
+            for t in &p.request.inputs {
+                let _ = rows_of(t, 3, &p.binary, &mut offset);
+            }
+        }
+        // Sizes that would overflow or run past the body.
+        for size in ["18446744073709551615", "12", "0", "-1", "1e3"] {
+            let json = format!(
+                r#"{{"inputs":[{{"name":"x","shape":[1,3],"datatype":"FP32","parameters":{{"binary_data_size":{size}}}}}]}}"#
+            );
+            let p = parse(bytes::Bytes::from(json), None).unwrap();
+            assert!(rows_of(&p.request.inputs[0], 3, &[0; 4], &mut 0).is_err());
+        }
+        for huge in [
+            r#"{"inputs":[{"name":"x","shape":[4611686018427387904,3],"datatype":"FP32","data":[1,2,3]}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[4611686018427387904,3],"datatype":"FP64","parameters":{"binary_data_size":0}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[9223372036854775807,3],"datatype":"FP32","data":[1,2,3]}]}"#,
+        ] {
+            let p = parse(bytes::Bytes::from_static(huge.as_bytes()), None).unwrap();
+            let e = rows_of(&p.request.inputs[0], 3, &[], &mut 0).unwrap_err();
+            assert!(
+                e.message.contains("too large") || e.message.contains("needs"),
+                "{e}"
+            );
+        }
     }
 }
