@@ -407,7 +407,7 @@ impl Remote {
         let v: serde_json::Value =
             serde_json::from_slice(json).map_err(|e| format!("answer is not JSON: {e}"))?;
         let want = rows * self.width;
-        let mut offset = 0;
+        let mut offset: usize = 0;
         for o in v["outputs"].as_array().into_iter().flatten() {
             let size = o["parameters"]["binary_data_size"]
                 .as_u64()
