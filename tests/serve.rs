@@ -1313,8 +1313,8 @@ fn a_full_queue_answers_503_at_once_and_the_queued_request_still_succeeds() {
     let plugins = plugin_dir(&["tessera_forest"]);
     let p = plugins.path();
     let tmp = TempDir::new("serve-overload");
-    // Many trees and many rows: one request keeps the batch thread busy
-    // for a while.
+    // Many trees and many rows: one request keeps the one batch thread
+    // (`instances = 1`) busy for a while.
     let rf = iris_forest(p, &tmp, "rf", 300);
     let test = data("iris.test.csv");
     let rows = rows_of(&test);
@@ -1325,7 +1325,7 @@ fn a_full_queue_answers_503_at_once_and_the_queued_request_still_succeeds() {
         &format!(
             "{IRIS_FEATURES}[nodes.rf]\nmodel = \"rf.tsr\"\ninputs = [\"features\"]\n\
              [outputs.slow]\nfrom = \"rf\"\n\
-             batching = {{ max_batch = 1, max_delay_ms = 2000, max_queue = 1 }}\n"
+             batching = {{ max_batch = 1, max_delay_ms = 2000, max_queue = 1, instances = 1 }}\n"
         ),
     );
     let server = Served::start(p, &[&graph, "--threads", "1"]);
