@@ -651,19 +651,31 @@ def group_rss(pgid: int) -> Optional[int]:
 # Load
 # --------------------------------------------------------------------------
 
+def wrk_command(wrk: str, pin: list[str], url: str, body: Path, conns: int,
+                seconds: int) -> list[str]:
+    """The wrk command line of one load run (also used by bench/remote.py)."""
+    return pin + [wrk, f"-t{WRK_THREADS}", f"-c{conns}", f"-d{seconds}s", "--timeout",
+                  WRK_TIMEOUT, "-s", str(LUA), url, "--", str(body)]
+
+
 def run_wrk(wrk: str, pin: list[str], url: str, body: Path, conns: int,
             seconds: int) -> dict[str, Any]:
-    cmd = pin + [wrk, f"-t{WRK_THREADS}", f"-c{conns}", f"-d{seconds}s", "--timeout",
-                 WRK_TIMEOUT, "-s", str(LUA), url, "--", str(body)]
+    cmd = wrk_command(wrk, pin, url, body, conns, seconds)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
                            cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"error": f"wrk did not finish within {seconds + 60} s", "cmd": cmd}
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SERVE_BENCH ")), None)
-    if r.returncode != 0 or line is None:
-        why = (r.stderr.strip() or r.stdout.strip()).splitlines()
-        return {"error": short(f"wrk failed (exit {r.returncode}): "
+    return wrk_summary(cmd, r.returncode, r.stdout, r.stderr)
+
+
+def wrk_summary(cmd: list[str], returncode: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """The figures of a finished wrk run, from serve_post.lua's summary line
+    (also used by bench/remote.py, which runs wrk in the background)."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("SERVE_BENCH ")), None)
+    if returncode != 0 or line is None:
+        why = (stderr.strip() or stdout.strip()).splitlines()
+        return {"error": short(f"wrk failed (exit {returncode}): "
                                + (why[-1] if why else "no output")), "cmd": cmd}
     res = json.loads(line[len("SERVE_BENCH "):])
     res["cmd"] = cmd

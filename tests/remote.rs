@@ -410,5 +410,8 @@ fn a_slow_replica_is_hedged_by_the_other() {
     let took = t.elapsed();
     a.signal("CONT");
     // Without the hedge, every other call would wait out the 5 s timeout.
-    assert!(took < Duration::from_secs(3), "6 hedged calls took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "6 hedged calls took {took:?}"
+    );
 }

@@ -14,6 +14,10 @@
 //!   [`ParamInfo`] schema (see [`params`]);
 //! * errors as [`PluginError`]; a panic never crosses (see [`plugin`]).
 //!
+//! Capabilities that need no new method travel as parameters too: a
+//! learner that can train one shard of its ensemble declares the
+//! [`shard`] parameter.
+//!
 //! # Compatibility promise
 //!
 //! The ABI version is the crate's `major.minor` ([`ABI_VERSION`]). A host
@@ -47,6 +51,7 @@ pub mod module;
 pub mod params;
 pub mod plugin;
 pub mod recombine;
+pub mod shard;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod traits;

@@ -8,8 +8,11 @@
 //! * [`model`] joins a plugin model with what the host knows about it
 //!   (feature names, class labels) to predict in the user's terms;
 //! * [`train`] runs a learner on a table and produces a model file;
+//! * [`shard`] trains one shard of an ensemble and merges shards into
+//!   the whole model;
 //! * [`metrics`] scores predictions;
 //! * [`serve`] serves the graph over HTTP (Open Inference Protocol v2);
+//! * [`deploy`] writes deployment files for a graph (Kubernetes manifests);
 //! * [`context`] is the [`HostContext`](tessera_core::HostContext) handed to
 //!   every plugin call.
 //!
@@ -20,6 +23,7 @@ pub mod artifact;
 pub mod context;
 pub mod data;
 pub mod decompose;
+pub mod deploy;
 pub mod graph;
 pub mod import;
 pub mod metrics;
@@ -27,6 +31,7 @@ pub mod model;
 pub mod params;
 pub mod plugin;
 pub mod serve;
+pub mod shard;
 pub mod train;
 
 pub use artifact::{Artifact, ArtifactError, Header};

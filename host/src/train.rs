@@ -1,5 +1,6 @@
 //! Training: a learner, a table and a target column in; a model and its
-//! file contents out.
+//! file contents out. A `shard` parameter trains one shard of the model
+//! (see [`crate::shard`]), recorded in the header.
 
 use std::time::Instant;
 
@@ -53,8 +54,17 @@ pub fn train(
     table: &Table,
     spec: &TrainSpec<'_>,
 ) -> anyhow::Result<Trained> {
+    // Checked before the learner sees the parameter, so that a learner
+    // without it is refused in words about shards.
+    let shard = crate::shard::requested(registry, spec.learner, &spec.params)?;
     let params_text = spec.params.to_string();
     let learner = registry.create_learner(spec.learner, &params_text)?;
+    let shard = shard
+        .map(|s| {
+            crate::shard::estimators(registry, spec.learner, &spec.params, s)
+                .map(|(range, n)| (s, range, n))
+        })
+        .transpose()?;
     let target = table.targets(spec.targets, spec.task)?;
     let mut not_features: Vec<&str> = spec.targets.iter().map(String::as_str).collect();
     let weights = match spec.weight {
@@ -142,7 +152,7 @@ pub fn train(
         })
         .context("cannot serialize the trained model")?;
     let provider = registry.provider(ComponentKind::Learner, spec.learner)?;
-    let header = Header {
+    let mut header = Header {
         plugin: provider.manifest.name.to_string(),
         plugin_version: provider.manifest.version.to_string(),
         component: spec.learner.to_string(),
@@ -170,6 +180,16 @@ pub fn train(
                 .map_or(0, |d| d.as_secs()),
         }),
     };
+    if let Some((s, range, n)) = shard {
+        let record = crate::shard::Record {
+            index: s.index,
+            count: s.count,
+            estimators: [range.start, range.end],
+            n_estimators: n,
+            data_crc32: crate::shard::data_checksum(&x, &target.y, weights.as_deref()),
+        };
+        header.training["shard"] = serde_json::to_value(record).expect("a record serializes");
+    }
     let artifact = Artifact {
         header: header.clone(),
         payload: payload.into_vec(),

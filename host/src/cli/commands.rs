@@ -20,7 +20,7 @@ use tessera_host::{
 };
 
 use super::{
-    DecomposeArgs, EvalArgs, ImportArgs, InspectArgs, Library, PredictArgs, TrainArgs,
+    DecomposeArgs, EvalArgs, ImportArgs, InspectArgs, Library, MergeArgs, PredictArgs, TrainArgs,
     progress::Bar,
 };
 
@@ -172,6 +172,9 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
     if let Some(seed) = a.seed {
         params.insert("random_state", Value::from(seed));
     }
+    if let Some(shard) = a.shard {
+        params.insert(tessera_core::shard::PARAM, shard.to_json());
+    }
     let load_start = Instant::now();
     let table = Table::read(&a.data)?;
     let valid = a.valid.as_deref().map(Table::read).transpose()?;
@@ -221,9 +224,20 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
     } else {
         format!("classification, {} classes", h.classes.len())
     };
+    let shard = tessera_host::shard::Record::of(h);
+    let what = match &shard {
+        Some(r) => format!(
+            "{} shard {} (estimators {}..{} of {})",
+            a.learner,
+            r.shard(),
+            r.estimators[0],
+            r.estimators[1],
+            r.n_estimators
+        ),
+        None => a.learner.clone(),
+    };
     eprintln!(
-        "trained {} on {} rows x {} features ({task}) in {:.3} s -> {}",
-        a.learner,
+        "trained {what} on {} rows x {} features ({task}) in {:.3} s -> {}",
         table.n_rows(),
         h.features.len(),
         trained.fit_seconds,
@@ -252,6 +266,9 @@ pub fn train(env: &Env, a: TrainArgs) -> anyhow::Result<()> {
             "model_bytes": model_bytes,
             "summary": serde_json::from_str::<Value>(&trained.model.model.describe()).unwrap_or(Value::Null),
         });
+        if let Some(r) = &shard {
+            report["shard"] = serde_json::to_value(r)?;
+        }
         if let Some(m) = &metrics {
             report["valid"] = json!(a.valid.as_ref().map(|p| p.display().to_string()));
             report["metrics"] = serde_json::to_value(m)?;
@@ -537,6 +554,38 @@ pub fn import(env: &Env, a: ImportArgs) -> anyhow::Result<()> {
             "imported {library} model {} ({objective}, {n_trees} trees, {} features) in {seconds:.3} s -> {} ({bytes} bytes)",
             a.model.display(),
             h.features.len(),
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn merge(env: &Env, a: MergeArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let registry = env.registry()?;
+    let merged = tessera_host::shard::merge(&registry, &a.parts)?;
+    let bytes = merged.artifact.write(&a.out)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let h = &merged.artifact.header;
+    if a.json {
+        outln!(
+            "{}",
+            json!({
+                "out": a.out.display().to_string(),
+                "learner": h.component,
+                "shards": merged.shards,
+                "n_estimators": merged.n_estimators,
+                "parts": h.training["merged_from"],
+                "bytes": bytes,
+                "seconds": seconds,
+            })
+        );
+    } else {
+        outln!(
+            "merged {} shards of {} ({} estimators) in {seconds:.3} s -> {} ({bytes} bytes)",
+            merged.shards,
+            h.component,
+            merged.n_estimators,
             a.out.display()
         );
     }

@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 mod commands;
+mod deploy;
 mod progress;
 mod serve;
 mod summary;
@@ -25,6 +26,7 @@ mod summary;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_core::shard::Shard;
 use tessera_host::{
     artifact::ArtifactError,
     data::{DataError, TaskHint},
@@ -64,6 +66,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Turn an XGBoost or LightGBM model into a tessera model.
     Import(ImportArgs),
+    /// Join the shards of one model (trained with `train --shard`) into it.
+    Merge(MergeArgs),
     /// Split a model into sub-models that recombine to the same answer.
     Decompose(DecomposeArgs),
     /// Serve a graph file, or model files, over HTTP (Open Inference Protocol v2).
@@ -71,6 +75,9 @@ enum Command {
     /// Check or draw a serving graph (TOML).
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Write deployment files for a graph file (Kubernetes manifests).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Serve one model to a host over standard input and output (what a
     /// graph's `process = true` node starts).
     #[command(hide = true)]
@@ -89,11 +96,11 @@ struct ServeArgs {
     /// (repeatable): one machine's part of a larger deployment.
     #[arg(long, value_name = "ID")]
     node: Vec<String>,
-    /// The address to listen on (default: [server] listen, else
+    /// The address to listen on (default: `[server] listen`, else
     /// 127.0.0.1:8000; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// The thread budget of one prediction (default: [server] threads,
+    /// The thread budget of one prediction (default: `[server] threads`,
     /// else every core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -163,6 +170,19 @@ struct DecomposeArgs {
 }
 
 #[derive(Debug, Args)]
+struct MergeArgs {
+    /// The shards' model files, in any order: every shard of one model once.
+    #[arg(value_name = "PART", required = true)]
+    parts: Vec<PathBuf>,
+    /// Where to write the merged model.
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct PluginsArgs {
     /// Print JSON instead of text.
     #[arg(long)]
@@ -194,6 +214,11 @@ struct TrainArgs {
     /// Sets the learner's random_state.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Train only shard I of N of the ensemble (learners that declare the
+    /// `shard` parameter: random_forest, bagging); needs a seed. Join the
+    /// shards with `tessera merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
     /// Thread budget (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -210,6 +235,10 @@ struct TrainArgs {
     /// for classes.
     #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
     task: TaskArg,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -335,9 +364,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => commands::eval(&env, a),
         Command::Inspect(a) => commands::inspect(&env, a),
         Command::Import(a) => commands::import(&env, a),
+        Command::Merge(a) => commands::merge(&env, a),
         Command::Decompose(a) => commands::decompose(&env, a),
         Command::Serve(a) => serve::serve(&env, a),
         Command::Worker(a) => commands::worker(&env, &a.model),
+        Command::Deploy(deploy::DeployCommand::K8s(a)) => deploy::k8s(a),
         Command::Graph(GraphCommand::Check(a)) => commands::graph_check(&env, &a.config),
         Command::Graph(GraphCommand::Show(a)) => {
             commands::graph_show(&env, &a.config, a.svg.as_deref())
@@ -368,6 +399,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause.is::<ParamError>()
             || cause.is::<tessera_host::import::ImportError>()
             || cause.is::<tessera_host::graph::GraphError>()
+            || cause.is::<tessera_host::shard::ShardError>()
             || cause.is::<commands::UsageError>()
         {
             return 2;

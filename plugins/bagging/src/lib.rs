@@ -28,6 +28,7 @@
 //! | `bootstrap_features` | `false`           | draw feature columns with replacement |
 //! | `oob_score`          | `false`           | score the training rows out of bag (needs `bootstrap`) |
 //! | `random_state`       | `null`            | seed; `null` draws one, recorded in the model summary |
+//! | `shard`              | `null`            | `[I, N]`: train only shard I of N of the members (see below) |
 //!
 //! The base learner's parameters are given either as `estimator_params`
 //! (`--set estimator=decision_tree --set estimator_params.max_depth=3`) or,
@@ -58,16 +59,30 @@
 //! the model's exchange form pools all their trees into one ensemble, with
 //! split features mapped back to the full feature space.
 //!
+//! # Shards
+//!
+//! Members are independent: member `i`'s rows, columns and learner seed
+//! depend only on `random_state` and `i`. So `shard = [I, N]` (see
+//! [`tessera_core::shard`]) trains only the members of the `I`-th of `N`
+//! consecutive, near-equal ranges of `0..n_estimators`, each exactly as the
+//! whole ensemble trains it, and the shards' payloads put back to back in
+//! shard order load as the whole ensemble ([`serialize`]): its members in
+//! order, soft voting when every shard votes softly. The summary of a shard
+//! records `shard` and `estimator_range`; `oob_score` cannot be computed in
+//! shards.
+//!
 //! This file only declares the plugin; the work lives in the modules:
 //! [`params`] (schema and checked parameters), `sample` (row and column
 //! draws), [`train`] (fitting and out-of-bag scoring), [`model`] (prediction,
-//! summary, exchange form), [`serialize`] (model bytes).
+//! summary, exchange form), [`serialize`] (model bytes), `shards` (joining
+//! the shards of one ensemble).
 
 pub mod model;
 mod parallel;
 pub mod params;
 mod sample;
 pub mod serialize;
+mod shards;
 pub mod train;
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 //! `BaggingRegressor`), and their conversion into [`BaggingParams`].
 
 use serde_json::{Value, json};
+use std::ops::Range;
 pub use tessera_core::plugin::members::Estimator;
+
 use tessera_core::{
     PluginError,
     params::{ParamSpec, Params},
     plugin::members::{estimator_params_spec, estimator_spec},
+    shard::Shard,
 };
 
 /// The learner's component name.
@@ -71,6 +74,14 @@ pub fn specs() -> Vec<ParamSpec> {
             0,
             "seed making the draws (and the members' own random_state) reproducible; null draws \
              a fresh seed, recorded in the model",
+        ),
+        tessera_core::shard::spec(
+            "train only shard I of N of the ensemble: the member indices \
+             0..n_estimators are cut into N consecutive ranges of near-equal size and shard I \
+             trains the I-th, each member exactly as the whole ensemble trains it (its row and \
+             column draws and its learner's seed depend only on random_state and its index); \
+             needs random_state, excludes oob_score; set by `tessera train --shard I/N`, joined \
+             by `tessera merge`",
         ),
     ]
 }
@@ -150,6 +161,8 @@ pub struct BaggingParams {
     pub oob_score: bool,
     /// The seed; `None` draws one at fit time.
     pub random_state: Option<u64>,
+    /// The shard to train; `None` for every member.
+    pub shard: Option<Shard>,
 }
 
 fn bad(key: &str, v: &Value) -> PluginError {
@@ -180,6 +193,25 @@ impl BaggingParams {
                  (without it no row is left out of bag)"
             )));
         }
+        let shard = Shard::from_json(p.get("shard"))
+            .map_err(|why| PluginError::params(format!("`{LEARNER}` parameter `shard`: {why}")))?;
+        if let Some(s) = shard {
+            s.range(n_estimators).map_err(|why| {
+                PluginError::params(format!("`{LEARNER}` parameter `shard`: {why}"))
+            })?;
+            if oob_score {
+                return Err(PluginError::params(format!(
+                    "`{LEARNER}` parameter `oob_score`: cannot be computed in shards (a row is out \
+                     of bag only with respect to every member); train without it"
+                )));
+            }
+            if p.opt_u64("random_state").is_none() {
+                return Err(PluginError::params(format!(
+                    "`{LEARNER}` parameter `shard`: needs a fixed `random_state`, so that every \
+                     shard draws as the whole ensemble would"
+                )));
+            }
+        }
         Ok(Self {
             estimator: Estimator::from_values(
                 LEARNER,
@@ -194,7 +226,18 @@ impl BaggingParams {
             bootstrap_features: p.bool("bootstrap_features"),
             oob_score,
             random_state: p.opt_u64("random_state"),
+            shard,
         })
+    }
+
+    /// The indices of the members this fit trains: all of them, or the
+    /// shard's range.
+    pub fn members(&self) -> Range<usize> {
+        match self.shard {
+            // `from_params` has checked that the range exists.
+            Some(s) => s.range(self.n_estimators).unwrap_or(0..0),
+            None => 0..self.n_estimators,
+        }
     }
 }
 

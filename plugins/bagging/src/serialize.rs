@@ -9,6 +9,10 @@
 //! it (u32 length + UTF-8) and that component's own bytes (u64 length +
 //! bytes).
 //!
+//! A payload may also be the payloads of all the shards of one ensemble
+//! back to back (in shard order): it reads as that ensemble
+//! (module `shards`), which is how `tessera merge` joins shards.
+//!
 //! Reading checks every count against the bytes actually left before
 //! allocating, so damaged bytes are refused with a
 //! [`PluginError::corrupt`], never a panic or a huge allocation. Members are
@@ -27,6 +31,7 @@ use tessera_core::{
 use crate::{
     model::{BaggingModel, Member, Voting},
     params::LEARNER,
+    shards,
 };
 
 const MAGIC: &[u8; 4] = b"TSRB";
@@ -78,8 +83,28 @@ pub(crate) struct Stored<'a> {
     pub(crate) members: Vec<StoredMember<'a>>,
 }
 
+/// Reads a model's bytes; or the models of all the shards of one ensemble
+/// back to back, in shard order, as that ensemble (see [`crate::shards`]).
 pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
     let mut r = ByteReader::new(bytes, LEARNER);
+    let first = one(&mut r)?;
+    let Some((shard, _, _)) = shards::record(&first.info) else {
+        r.finish()?;
+        return Ok(first);
+    };
+    let mut parts = vec![first];
+    while r.left() != 0 {
+        parts.push(one(&mut r)?);
+    }
+    // One shard alone stays a shard unless it is the whole ensemble (1/1).
+    if parts.len() == 1 && shard.count != 1 {
+        return Ok(parts.pop().expect("one part"));
+    }
+    shards::join(parts)
+}
+
+/// Reads one model from `r`.
+fn one<'a>(r: &mut ByteReader<'a>) -> Result<Stored<'a>, PluginError> {
     if r.take(4, "the header").ok() != Some(MAGIC.as_slice()) {
         return Err(r.corrupt("not a bagging model (bad magic bytes)"));
     }
@@ -141,7 +166,6 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, PluginError> {
             bytes,
         });
     }
-    r.finish()?;
     Ok(Stored {
         task,
         n_features,

@@ -123,11 +123,12 @@ fn predicts_proba(
 }
 
 impl BaggingLearner {
-    /// Trains member `i` on its sample; returns it and whether it predicts
-    /// probabilities.
+    /// Trains member `i` (of the whole ensemble; the `local`-th of this fit)
+    /// on its sample; returns it and whether it predicts probabilities.
     fn train_member(
         &self,
         i: usize,
+        local: usize,
         ctx: HostContextRef<'_>,
         data: &TrainData<'_>,
         sampler: &Sampler,
@@ -148,7 +149,7 @@ impl BaggingLearner {
             LEARNER,
             i,
             &self.params.estimator.name,
-            learners.get(i),
+            learners.get(local),
             ctx.sabi_reborrow(),
             view,
         )?;
@@ -181,9 +182,13 @@ impl LearnerImpl for BaggingLearner {
             bootstrap: p.bootstrap,
             bootstrap_features: p.bootstrap_features,
         };
-        let n = p.n_estimators;
-        let learners =
-            BaseLearners::create(ctx, LEARNER, &p.estimator, n, |i| sampler.learner_seed(i))?;
+        // A shard trains the members of its range; every draw and seed comes
+        // from a member's index in the whole ensemble.
+        let indices = p.members();
+        let (first, n) = (indices.start, indices.len());
+        let learners = BaseLearners::create(ctx, LEARNER, &p.estimator, n, |i| {
+            sampler.learner_seed(first + i)
+        })?;
         ctx.log(
             level::DEBUG,
             format!(
@@ -204,7 +209,7 @@ impl LearnerImpl for BaggingLearner {
             n,
             n,
             |i, sub| {
-                let out = self.train_member(i, sub, data, &sampler, &learners)?;
+                let out = self.train_member(first + i, i, sub, data, &sampler, &learners)?;
                 ctx.progress(done.fetch_add(1, Ordering::Relaxed) + 1, n as u64);
                 Ok(out)
             },
@@ -225,7 +230,7 @@ impl LearnerImpl for BaggingLearner {
         let mut info = json!({
             "estimator": p.estimator.name,
             "estimator_params": Value::Object(p.estimator.params.clone()),
-            "n_estimators": n,
+            "n_estimators": p.n_estimators,
             "max_samples": p.max_samples.to_json(),
             "max_features": p.max_features.to_json(),
             "samples_per_member": sampler.k_rows,
@@ -235,6 +240,9 @@ impl LearnerImpl for BaggingLearner {
             "random_state": sampler.seed,
             "member_seeds": learners.seeded(),
         });
+        if let Some(s) = p.shard {
+            crate::shards::mark(&mut info, s, indices);
+        }
         if p.oob_score {
             let (score, rows) = match oob_score(ctx, data, &sampler, &members, voting)? {
                 Some((score, rows)) => (json!(score), rows),

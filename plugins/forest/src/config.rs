@@ -2,8 +2,10 @@
 //! resolution against a task and a data size into a [`TreeConfig`], as
 //! scikit-learn resolves them.
 
+use std::ops::Range;
+
 use serde_json::{Value, json};
-use tessera_core::{PluginError, Task, params::Params};
+use tessera_core::{PluginError, Task, params::Params, shard::Shard};
 
 use crate::params::{
     CRITERIA, ClassWeight, LEARNER, MaxFeatures, Size, TREE_LEARNER, class_weight, max_features,
@@ -91,6 +93,8 @@ pub struct ForestParams {
     pub algorithm: Algorithm,
     /// Bins per feature (histogram search).
     pub max_bins: usize,
+    /// The shard to train (`random_forest` only); `None` for every tree.
+    pub shard: Option<Shard>,
 }
 
 /// Everything one tree needs, resolved for a task and a data size.
@@ -169,6 +173,28 @@ impl ForestParams {
                 "needs `bootstrap = true` (without bootstrap no row is out of bag)",
             ));
         }
+        f.shard =
+            Shard::from_json(p.get("shard")).map_err(|why| bad_param(LEARNER, "shard", why))?;
+        if let Some(s) = f.shard {
+            s.range(f.n_estimators)
+                .map_err(|why| bad_param(LEARNER, "shard", why))?;
+            if f.oob_score {
+                return Err(bad_param(
+                    LEARNER,
+                    "oob_score",
+                    "cannot be computed in shards (a row is out of bag only with respect to every \
+                     tree of the forest); train without it",
+                ));
+            }
+            if f.random_state.is_none() {
+                return Err(bad_param(
+                    LEARNER,
+                    "shard",
+                    "needs a fixed `random_state`, so that every shard draws as the whole forest \
+                     would",
+                ));
+            }
+        }
         Ok(f)
     }
 
@@ -224,7 +250,18 @@ impl ForestParams {
                 Algorithm::Hist
             },
             max_bins: p.usize("max_bins"),
+            shard: None,
         })
+    }
+
+    /// The indices of the trees this fit grows: all of them, or the
+    /// shard's range.
+    pub fn estimators(&self) -> Range<usize> {
+        match self.shard {
+            // `from_params` has checked that the range exists.
+            Some(s) => s.range(self.n_estimators).unwrap_or(0..0),
+            None => 0..self.n_estimators,
+        }
     }
 
     /// Resolves the task default criterion, the feature count and the row

@@ -10,7 +10,8 @@
 //! search on tessera-trees), `prune` (cost-complexity pruning and
 //! compaction), [`tree`] (the model's tree layout), [`train`] (fitting,
 //! out-of-bag score in `oob`), [`model`] (prediction through the inference
-//! engine) and [`serialize`] (model bytes).
+//! engine), [`serialize`] (model bytes) and [`shards`] (forests trained
+//! in shards, joined).
 
 pub mod config;
 mod data;
@@ -23,6 +24,7 @@ pub mod params;
 mod prune;
 use tessera_trees::rng;
 pub mod serialize;
+pub mod shards;
 mod split;
 pub mod train;
 pub mod tree;

@@ -74,6 +74,13 @@ pub fn specs() -> Vec<ParamSpec> {
              as many as there are rows",
             check_max_samples,
         ),
+        tessera_core::shard::spec(
+            "train only shard I of N of the forest: the tree indices \
+             0..n_estimators are cut into N consecutive ranges of near-equal size and shard I \
+             grows the I-th, each tree exactly as the whole forest grows it (its sample and \
+             feature draws depend only on random_state and its index); needs random_state, \
+             excludes oob_score; set by `tessera train --shard I/N`, joined by `tessera merge`",
+        ),
     ]);
     s
 }

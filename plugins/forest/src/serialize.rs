@@ -10,6 +10,10 @@
 //! right child-or-value offset u32; pre-order, left child next) and its
 //! leaf values (f32; only for three classes or more).
 //!
+//! A `random_forest` payload may also be the payloads of all the shards of
+//! one forest back to back (in shard order): it reads as that forest
+//! ([`crate::shards`]), which is how `tessera merge` joins shards.
+//!
 //! Reading checks every count against the bytes actually left before
 //! allocating, and every node's references before accepting a tree, so
 //! garbage is refused with a [`PluginError::corrupt`] and never panics.
@@ -22,6 +26,7 @@ use tessera_core::{
 use crate::{
     model::ForestModel,
     params::{LEARNER, TREE_LEARNER},
+    shards,
     tree::{Node, Tree},
 };
 
@@ -117,12 +122,37 @@ fn tree(
     Ok(Tree { nodes, values })
 }
 
-/// Reads a model of `learner` written by [`to_bytes`].
+/// Reads a model of `learner` written by [`to_bytes`]; or, for
+/// `random_forest`, the models of all the shards of one forest back to
+/// back, in shard order, as that forest (see [`crate::shards`]).
 ///
 /// # Errors
-/// Bytes that are not a complete, well-formed model of that learner.
+/// Bytes that are not a complete, well-formed model of that learner, or
+/// shards that do not make up one forest.
 pub fn decode_as(bytes: &[u8], learner: &'static str) -> Result<ForestModel, PluginError> {
     let mut r = ByteReader::new(bytes, learner);
+    let first = one(&mut r, learner)?;
+    let sharded = learner == LEARNER && shards::is_shard(&first);
+    if r.left() != 0 && !sharded {
+        return Err(r.corrupt(format!("{} unexpected bytes after the last tree", r.left())));
+    }
+    if !sharded {
+        return Ok(first);
+    }
+    let whole = shards::count(&first);
+    let mut parts = vec![first];
+    while r.left() != 0 {
+        parts.push(one(&mut r, learner)?);
+    }
+    // One shard alone stays a shard unless it is the whole forest (1/1).
+    if parts.len() == 1 && whole != Some(1) {
+        return Ok(parts.pop().expect("one part"));
+    }
+    shards::join(parts)
+}
+
+/// Reads one model from `r`.
+fn one(r: &mut ByteReader<'_>, learner: &'static str) -> Result<ForestModel, PluginError> {
     if r.take(4, "the header").ok() != Some(MAGIC.as_slice()) {
         return Err(r.corrupt(format!("not a {learner} model (bad magic bytes)")));
     }
@@ -173,10 +203,7 @@ pub fn decode_as(bytes: &[u8], learner: &'static str) -> Result<ForestModel, Plu
     };
     let mut trees = Vec::with_capacity(n_trees);
     for i in 0..n_trees {
-        trees.push(tree(&mut r, i, n_features, n_classes)?);
-    }
-    if r.left() != 0 {
-        return Err(r.corrupt(format!("{} unexpected bytes after the last tree", r.left())));
+        trees.push(tree(r, i, n_features, n_classes)?);
     }
     Ok(ForestModel::new(
         learner,

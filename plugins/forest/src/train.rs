@@ -1,9 +1,10 @@
 //! Fitting: the `random_forest` and `decision_tree` learners share it. Each
 //! tree gets its own sample and a generator seeded from `(random_state,
-//! tree index)`, so trees can be built in any order on any thread and the
-//! forest does not depend on the thread count. Everything parallel (binning,
-//! trees, the out-of-bag score) runs in one pool sized by the host's thread
-//! budget.
+//! tree index)`, so trees can be built in any order on any thread, the
+//! forest does not depend on the thread count, and a shard (`shard = [I,
+//! N]`) grows exactly the trees the whole forest has at its indices.
+//! Everything parallel (binning, trees, the out-of-bag score) runs in one
+//! pool sized by the host's thread budget.
 //!
 //! Weights follow scikit-learn 1.9: the base weight of a row is its sample
 //! weight times its class weight; without bootstrap a tree weighs rows by
@@ -30,6 +31,7 @@ use crate::{
     params::ClassWeight,
     prune::RawTree,
     rng::{Rng, WeightedIndex, entropy_seed, tree_seed},
+    shards,
     split::ExactSplitter,
     tree::Tree,
 };
@@ -196,12 +198,15 @@ fn build_tree(
 
 /// Mean over trees of each tree's impurity decreases normalised to sum 1
 /// (trees that are a lone leaf left out), normalised again: scikit-learn's
-/// `feature_importances_`.
-fn importances(built: &[Built], n_features: usize) -> Vec<f64> {
+/// `feature_importances_`; and how many trees counted (what a shard's
+/// importances weigh when shards are joined).
+fn importances(built: &[Built], n_features: usize) -> (Vec<f64>, usize) {
     let mut total = vec![0.0; n_features];
+    let mut counted = 0;
     for b in built {
         let sum: f64 = b.importances.iter().sum();
         if b.tree.nodes.len() > 1 && sum > 0.0 {
+            counted += 1;
             for (t, v) in total.iter_mut().zip(&b.importances) {
                 *t += v / sum;
             }
@@ -211,7 +216,7 @@ fn importances(built: &[Built], n_features: usize) -> Vec<f64> {
     if sum > 0.0 {
         total.iter_mut().for_each(|t| *t /= sum);
     }
-    total
+    (total, counted)
 }
 
 /// Multiplies the sample weights by the class weights that do not depend
@@ -277,7 +282,10 @@ impl TreeLearner {
         let mut cfg = *cfg;
         cfg.n_draws = p.draws(dataset.n_rows, weight_sum);
         let cfg = &cfg;
-        let total = p.n_estimators;
+        // A shard grows only its range of tree indices; each tree's seed
+        // comes from its index in the whole forest.
+        let indices = p.estimators();
+        let total = indices.len();
         let done = AtomicU64::new(0);
         let one = |i: usize| -> Result<Built, PluginError> {
             if ctx.is_cancelled() {
@@ -288,14 +296,15 @@ impl TreeLearner {
             Ok(b)
         };
         let built: Vec<Built> = if parallel {
-            (0..total)
+            indices
+                .clone()
                 .into_par_iter()
                 .map(one)
                 .collect::<Result<_, _>>()?
         } else {
-            (0..total).map(one).collect::<Result<_, _>>()?
+            indices.clone().map(one).collect::<Result<_, _>>()?
         };
-        let importances = importances(&built, dataset.n_features);
+        let (importances, counted) = importances(&built, dataset.n_features);
         let (trees, inbag): (Vec<Tree>, Vec<Option<Vec<u64>>>) =
             built.into_iter().map(|b| (b.tree, b.inbag)).unzip();
         let oob_score = if p.oob_score {
@@ -310,6 +319,10 @@ impl TreeLearner {
                 "oob_score: every row was in every tree's sample; no out-of-bag score".into(),
             );
         }
+        let mut used = p.used(cfg, seed);
+        if let Some(s) = p.shard {
+            shards::mark(&mut used, s, indices, counted);
+        }
         Ok(ForestModel::new(
             p.learner,
             data.task,
@@ -317,7 +330,7 @@ impl TreeLearner {
             trees,
             importances,
             oob_score,
-            p.used(cfg, seed),
+            used,
         ))
     }
 }

@@ -5,6 +5,7 @@ mod fitting;
 mod learners;
 mod model_io;
 mod param_errors;
+mod shards;
 mod voting;
 
 use std::sync::OnceLock;
