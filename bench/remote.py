@@ -32,8 +32,13 @@ The runs, in order:
    the single process: the largest difference of the probabilities.
 2. Throughput: bench/serve.py's two cases (1 row at 64 connections, 64
    rows at 8 connections), wrk -t2 with bench/serve_post.lua after a 1 s
-   warm-up, single process then 4-process graph, with the CPU time each
-   process used during the run (from /proc).
+   warm-up, single process then 4-process graph, with where the time went:
+   the CPU time each process used during the run (from /proc) and, from
+   each server's /metrics, its batches, the requests and rows per batch,
+   the time per request inside it and each graph node's time per batch
+   (on the front host, a shard node's time is its remote call).
+   `--front-instances N` (a diagnosis, off by default) gives the front
+   host's output `batching = { instances = N }`.
 3. Hung shard: a front host whose shard nodes have `timeout_ms = 50` and
    `on_failure = "degrade"`, loaded (1 row, 64 connections); 1 s into the
    run one shard gets SIGSTOP (a hang, not a crash) and stays stopped to
@@ -325,6 +330,76 @@ def cpu_text(cpu: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------
+# The servers' own figures, from /metrics
+# --------------------------------------------------------------------------
+
+def metrics(p: Proc) -> dict[str, float]:
+    """Every sample of a server's /metrics, keyed by name and labels."""
+    try:
+        with urllib.request.urlopen(p.url("/metrics"), timeout=2) as r:
+            text = r.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def server_figures(before: dict[str, float], after: dict[str, float], model: str,
+                   seconds: float) -> dict[str, Any]:
+    """What one server did between two /metrics snapshots: its batches,
+    the requests and rows per batch, the time per request from its read
+    to its answer, and each graph node's time per batch."""
+    d = {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+    def mean(metric: str, label: str) -> Optional[float]:
+        c = d.get(f"{metric}_count{{{label}}}")
+        return d.get(f"{metric}_sum{{{label}}}", 0.0) / c if c else None
+
+    m = f'model="{model}"'
+    batches = d.get(f"tessera_batch_requests_count{{{m}}}", 0.0)
+    t = mean("tessera_inference_duration_seconds", m)
+    nodes = {}
+    for k in d:
+        g = re.fullmatch(r'tessera_node_duration_seconds_count\{node="([^"]+)"\}', k)
+        if g:
+            v = mean("tessera_node_duration_seconds", f'node="{g.group(1)}"')
+            if v is not None:
+                nodes[g.group(1)] = v * 1000
+    return {"batches_per_s": batches / seconds if seconds > 0 else None,
+            "requests_per_batch": mean("tessera_batch_requests", m),
+            "rows_per_batch": mean("tessera_batch_rows", m),
+            "request_ms": None if t is None else t * 1000,
+            "node_ms_per_batch": nodes}
+
+
+def short_node(node: str) -> str:
+    """`shard_2` for `<model>_shard_2`."""
+    m = re.search(r"_(shard_[0-9]+)$", node)
+    return m.group(1) if m else node
+
+
+def figures_text(name: str, f: dict[str, Any]) -> str:
+    if not f or f.get("batches_per_s") is None:
+        return f"{name}: n/a"
+    text = (f"{name} {f['batches_per_s']:,.0f} batches/s of {f['requests_per_batch'] or 0:.1f} "
+            f"requests ({f['rows_per_batch'] or 0:.0f} rows), "
+            f"{f['request_ms'] or 0:.2f} ms per request inside")
+    nodes = f.get("node_ms_per_batch") or {}
+    if nodes:
+        text += ", each node's time per batch: " + ", ".join(
+            f"{short_node(k)} {v:.2f} ms" for k, v in nodes.items())
+    return text
+
+
+# --------------------------------------------------------------------------
 # Requests
 # --------------------------------------------------------------------------
 
@@ -488,10 +563,19 @@ def with_remote(fragment: str, node: str, keys: str) -> str:
     return fragment.replace(head, head + keys + "\n", 1)
 
 
-def deploy_file(frag: Fragment, shards: list[Proc], name: str, extra: str = "") -> Path:
+def deploy_file(frag: Fragment, shards: list[Proc], name: str, extra: str = "",
+                instances: Optional[int] = None, max_batch: Optional[int] = None) -> Path:
     text = frag.text
     for node, p in zip(frag.shards, shards):
         text = with_remote(text, node, f'remote = ["http://{p.addr}"]' + extra)
+    keys = []
+    if instances:
+        keys.append(f"instances = {instances}")
+    if max_batch:
+        keys.append(f"max_batch = {max_batch}")
+    if keys:
+        head = f"[outputs.{frag.output}]\n"
+        text = text.replace(head, f"{head}batching = {{ {', '.join(keys)} }}\n", 1)
     path = SHARDS / name                 # next to shard_i.tsr: the paths are relative
     path.write_text(text)
     return path
@@ -567,9 +651,14 @@ def throughput(single: Proc, front: Proc, shards: list[Proc], wrk: str,
             sb.drain(p, body)
             print(f"  wrk {seconds} s ...", flush=True)
             watch = CpuWatch(watched)
+            m0 = {k: metrics(q) for k, q in watched.items()}
             watch.start()
             res = sb.run_wrk(wrk, pin, p.infer_url, body, conns, seconds)
             cpu = watch.stop()
+            m1 = {k: metrics(q) for k, q in watched.items()}
+            ran = res.get("duration_us", seconds * 1e6) / 1e6
+            row["server_figures"] = {k: server_figures(m0[k], m1[k], q.model, ran)
+                                     for k, q in watched.items()}
             sb.drain(p, body)
             row["cpu_percent"] = cpu
             row.update({k: v for k, v in res.items()})
@@ -577,6 +666,8 @@ def throughput(single: Proc, front: Proc, shards: list[Proc], wrk: str,
                 print(f"    {res['requests_per_s']:,.0f} requests/s, p50 {res['p50_ms']:.2f} ms, "
                       f"p99 {res['p99_ms']:.2f} ms, errors {res['error_count']}", flush=True)
                 print(f"    CPU during the run: {cpu_text(cpu)}", flush=True)
+                for k, f in row["server_figures"].items():
+                    print(f"    {figures_text(k, f)}", flush=True)
             else:
                 print(f"  ! {res['error']}", flush=True)
             rows.append(row)
@@ -602,9 +693,9 @@ def hung_shard(front: Proc, shards: list[Proc], frag: Fragment, index: int, wrk:
         w = Wrk(wrk, pin, front.infer_url, fbodies["single"], conns, seconds)
         sampler.start()
         sleep_until(w.t0 + STOP_AT_S)
+        t_stop, t_stop_wall = time.monotonic(), time.time()
         os.kill(victim.proc.pid, signal.SIGSTOP)
         victim.stopped = True
-        t_stop, t_stop_wall = time.monotonic(), time.time()
         watch.start()
         res["wrk"] = w.result()
         res["cpu_percent"] = watch.stop()
@@ -620,9 +711,9 @@ def hung_shard(front: Proc, shards: list[Proc], frag: Fragment, index: int, wrk:
             res["check"]["answer"] = sb.short(str(answer), 300)
     finally:
         sampler.done.set()
+        t_cont, t_cont_wall = time.monotonic(), time.time()
         if victim.stopped:
             resume(victim)
-    t_cont, t_cont_wall = time.monotonic(), time.time()
     # Whole answers again after SIGCONT?
     whole_after = None
     while time.monotonic() - t_cont < 5:
@@ -710,8 +801,8 @@ def failover(model: Path, wrk: str, pin: list[str], fbodies: dict[str, Path],
     w = Wrk(wrk, pin, front.infer_url, body, conns, seconds)
     sleep_until(w.t0 + KILL_AT_S)
     served_before = served_200(b, REPLICA_NODE)
-    os.kill(b.proc.pid, signal.SIGKILL)
     t_kill = time.time()
+    os.kill(b.proc.pid, signal.SIGKILL)
     sb.stop(b)                           # reaps it
     res["b_served_before_kill"] = served_before
     sleep_until(w.t0 + RESTART_AT_S)
@@ -789,7 +880,12 @@ def report(a: argparse.Namespace, argv: list[str], meta: dict[str, Any],
           f"{PARTS} shards of it (`tessera decompose --with shard`), each in its own "
           f"`tessera serve --node` process ({meta['addresses']}), behind a front host on "
           f"{FRONT_HOST}. Load: wrk -t{sb.WRK_THREADS}, {seconds} s per throughput run after "
-          f"a {sb.WARMUP_S} s warm-up, bench/serve_post.lua; {meta['pin_note']}.")
+          f"a {sb.WARMUP_S} s warm-up, bench/serve_post.lua; {meta['pin_note']}."
+          + f" The front host's output has `max_batch = {a.front_max_batch}`."
+          + (f" The front hosts' output has `batching = {{ instances = {a.front_instances} }}` "
+             "(--front-instances)." if a.front_instances else "")
+          + (f" Every `tessera serve` gets `{a.serve_args}` (--serve-args)."
+             if a.serve_args else ""))
     load = meta["load_before"]
     print(f"Machine: {common.machine_line()}; load average before the runs: "
           f"{'?' if load is None else f'{load:.1f}'}. {meta['wrk_version']}.")
@@ -812,13 +908,20 @@ def report(a: argparse.Namespace, argv: list[str], meta: dict[str, Any],
         for r in (x for x in tp if x["case"] == case):
             vs = sb.fmt_ratio(graph_ratio(tp, case)) if r["key"] == "graph" else ""
             print(f"| {names[r['key']]} | {CASE_TEXT[case]} | {wrk_cells(r)} | {vs} |")
+    print()
+    print("Where the time went (CPU from /proc, in % of one core; batches and times from "
+          "each server's /metrics: \"inside\" is from reading a request to answering it, a "
+          "front host's shard node time is its remote call):")
     for r in tp:
-        if r.get("cpu_percent") and r["key"] == "graph":
-            print(f"- CPU during the graph run, {CASE_TEXT[r['case']]} (% of one core): "
-                  f"{cpu_text(r['cpu_percent'])}")
-        elif r.get("cpu_percent"):
-            print(f"- CPU during the single-process run, {CASE_TEXT[r['case']]}: "
-                  f"{cpu_text(r['cpu_percent'])}")
+        if not r.get("cpu_percent"):
+            continue
+        what = "graph" if r["key"] == "graph" else "single process"
+        print(f"- {what}, {CASE_TEXT[r['case']]}: CPU {cpu_text(r['cpu_percent'])}")
+        figs = r.get("server_figures") or {}
+        keys = [k for k in figs if not k.startswith("shard")] + \
+            [k for k in figs if k.startswith("shard")][:1]
+        for k in keys:
+            print(f"  - {figures_text(k, figs[k])}")
     print()
     hs = results.get("hung") or {}
     if hs.get("wrk"):
@@ -954,6 +1057,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="connections of the hung-shard and failover runs (1 row each; "
                          "default 64)")
     ap.add_argument("--stop-shard", type=int, default=2, help="the shard to stop (default 2)")
+    ap.add_argument("--front-max-batch", type=int, metavar="ROWS", default=512,
+                    help="`batching = { max_batch = ROWS }` on the front host's output "
+                         "(default 512: concurrent requests share one call per shard)")
+    ap.add_argument("--front-instances", type=int, metavar="N",
+                    help="a diagnosis: `batching = { instances = N }` on the front host's "
+                         "output (default: the server's default, one per core); the shard "
+                         "servers read the same file but serve nodes, not that output")
     ap.add_argument("--json", metavar="OUT", help="also write every figure to this JSON file")
     ap.add_argument("--no-build", action="store_true",
                     help="use the binaries already in target/release")
@@ -1017,9 +1127,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         ports = [free_port(h) for h in SHARD_HOSTS]
         placeholders = [Proc(f"shard{i}", "", [], ports[i], "", host=SHARD_HOSTS[i])
                         for i in range(PARTS)]
-        deploy = deploy_file(frag, placeholders, "deploy.toml")
+        deploy = deploy_file(frag, placeholders, "deploy.toml", instances=a.front_instances,
+                             max_batch=a.front_max_batch)
         degrade = deploy_file(frag, placeholders, "deploy-degrade.toml",
-                              f"\ntimeout_ms = {STOP_TIMEOUT_MS}\non_failure = \"degrade\"")
+                              f"\ntimeout_ms = {STOP_TIMEOUT_MS}\non_failure = \"degrade\"",
+                              a.front_instances, a.front_max_batch)
         try:
             sport = free_port(FRONT_HOST)
             single = launch(Proc("single", "single process",
@@ -1079,6 +1191,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "wrk_threads": sb.WRK_THREADS, "wrk_timeout": sb.WRK_TIMEOUT,
                          "pinning": pin_note, "addresses": addresses, "parts": PARTS,
                          "stop_timeout_ms": STOP_TIMEOUT_MS, "connections": a.connections,
+                         "front_instances": a.front_instances, "serve_args": a.serve_args,
                          "failover_seconds": a.failover_seconds,
                          "model": {"trees": sb.RF_TREES, "max_depth": sb.RF_MAX_DEPTH,
                                    "train_rows": sb.TRAIN_ROWS, "dataset": sb.DATASET,
@@ -1089,7 +1202,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             "results": json.loads(json.dumps(results, default=str)),
             "targets": [{k: v for k, v in t.items() if k != "shown"} for t in tg],
         }
-        for r in out["results"].get("throughput", []):
+        res = out["results"]
+        for r in res.get("throughput", []) + [(res.get(k) or {}).get("wrk") or {}
+                                              for k in ("hung", "failover")]:
             if isinstance(r.get("cmd"), list):
                 r["cmd"] = shlex.join(r["cmd"])
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

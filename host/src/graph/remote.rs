@@ -45,6 +45,25 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A remote call under way.
+pub struct Pending {
+    rx: std::sync::mpsc::Receiver<Result<Vec<f64>, RemoteError>>,
+    node: String,
+}
+
+impl Pending {
+    /// Its answer.
+    ///
+    /// # Errors
+    /// As [`Remote::call`].
+    pub fn wait(self) -> anyhow::Result<Vec<f64>> {
+        match self.rx.recv() {
+            Ok(r) => r.map_err(anyhow::Error::new),
+            Err(_) => anyhow::bail!("node `{}`: the remote call was dropped", self.node),
+        }
+    }
+}
+
 /// A replica's base URL, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -185,15 +204,22 @@ impl Remote {
     /// Every replica tried failed (each reason listed), or the request
     /// was refused as wrong (a 400: the same everywhere).
     pub fn call(self: &Arc<Self>, x: &[f32], rows: usize) -> anyhow::Result<Vec<f64>> {
+        self.start(x, rows).wait()
+    }
+
+    /// [`Remote::call`] started on the remote-call runtime: the caller
+    /// goes on (other nodes of the same wave run meanwhile) and waits
+    /// with [`Pending::wait`]. No thread is started per call.
+    pub fn start(self: &Arc<Self>, x: &[f32], rows: usize) -> Pending {
         let body = self.request_body(x, rows);
         let (tx, rx) = std::sync::mpsc::channel();
         let me = self.clone();
         runtime().spawn(async move {
             let _ = tx.send(me.call_async(body, rows).await);
         });
-        match rx.recv() {
-            Ok(r) => r.map_err(anyhow::Error::new),
-            Err(_) => anyhow::bail!("node `{}`: the remote call was dropped", self.node),
+        Pending {
+            rx,
+            node: self.node.clone(),
         }
     }
 

@@ -261,7 +261,6 @@ impl Graph<'_> {
             if wave.is_empty() {
                 break;
             }
-            let per_node = (threads / wave.len()).max(1);
             let data = Ready {
                 x: &x64,
                 x32: x,
@@ -270,28 +269,69 @@ impl Graph<'_> {
                 missing: &missing,
                 nodes: &self.nodes,
             };
-            let computed: Vec<anyhow::Result<Vec<f64>>> = if wave.len() == 1 {
-                vec![self.run_timed(&self.nodes[wave[0]], &data, rows, threads, share)]
+            // Remote nodes' calls go out first and run on the remote-call
+            // runtime while the local nodes compute here.
+            let started = std::time::Instant::now();
+            let pending: Vec<(usize, super::remote::Pending)> = wave
+                .iter()
+                .filter_map(|&i| match &self.nodes[i].op {
+                    Op::Remote { remote, pick } => {
+                        let x = data.rows_for(&self.nodes[i].inputs[0], pick);
+                        Some((i, remote.start(&x, rows)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let local: Vec<usize> = wave
+                .iter()
+                .copied()
+                .filter(|&i| !matches!(self.nodes[i].op, Op::Remote { .. }))
+                .collect();
+            let per_node = (threads / local.len().max(1)).max(1);
+            let mut computed: Vec<(usize, anyhow::Result<Vec<f64>>)> = if local.len() <= 1 {
+                local
+                    .iter()
+                    .map(|&i| {
+                        (
+                            i,
+                            self.run_timed(&self.nodes[i], &data, rows, threads, share),
+                        )
+                    })
+                    .collect()
             } else {
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = wave
+                    let handles: Vec<_> = local
                         .iter()
                         .map(|&i| {
                             let node = &self.nodes[i];
                             let data = &data;
-                            scope.spawn(move || self.run_timed(node, data, rows, per_node, share))
+                            (
+                                i,
+                                scope.spawn(move || {
+                                    self.run_timed(node, data, rows, per_node, share)
+                                }),
+                            )
                         })
                         .collect();
                     handles
                         .into_iter()
-                        .map(|h| {
-                            h.join()
-                                .unwrap_or_else(|_| Err(anyhow::anyhow!("a graph node panicked")))
+                        .map(|(i, h)| {
+                            let r = h
+                                .join()
+                                .unwrap_or_else(|_| Err(anyhow::anyhow!("a graph node panicked")));
+                            (i, r)
                         })
                         .collect()
                 })
             };
-            for (&i, r) in wave.iter().zip(computed) {
+            for (i, p) in pending {
+                let r = p.wait();
+                if let Some(f) = self.observer.get() {
+                    f(&self.nodes[i].id, started.elapsed());
+                }
+                computed.push((i, r));
+            }
+            for (i, r) in computed {
                 match (r, self.nodes[i].fallback) {
                     (Ok(r), _) => results[i] = Some(r),
                     (Err(e), None) if self.nodes[i].degrade => {
