@@ -219,8 +219,8 @@ pub struct Batching {
     pub max_delay_ms: u64,
     /// Most requests waiting; more are refused at once (HTTP 503).
     pub max_queue: usize,
-    /// Batches run at once, each on a thread of its own (default: one per
-    /// core).
+    /// Batches run at once, each on a thread of its own (default: half
+    /// the cores, at least one).
     pub instances: Option<usize>,
 }
 
