@@ -98,31 +98,27 @@ fn with_remote(fragment: &str, i: usize, keys: &str) -> String {
     fragment.replacen(&head, &format!("{head}{keys}\n"), 1)
 }
 
+/// A `tessera serve --node` per shard of the fragment (the shard servers
+/// ignore `remote`; the front host's file gets their addresses later).
+fn shard_servers(p: &Path, dir: &TempDir, fragment: &str) -> Vec<Served> {
+    let mut deploy = fragment.to_string();
+    for i in 0..4 {
+        deploy = with_remote(&deploy, i, "remote = [\"http://127.0.0.1:9\"]");
+    }
+    let file = dir.join("deploy.toml");
+    std::fs::write(&file, &deploy).unwrap();
+    (0..4)
+        .map(|i| Served::start(p, &["--node", &format!("rf_shard_{i}"), s(&file)]))
+        .collect()
+}
+
 #[test]
 fn four_remote_shards_answer_as_the_whole_model() {
     let plugins = plugin_dir(PLUGINS);
     let p = plugins.path();
     let dir = TempDir::new("remote-shards");
     let (model, fragment) = sharded_forest(p, &dir);
-    // The shard servers first (they ignore `remote`), then the front
-    // host's file with their addresses.
-    let mut deploy = fragment.clone();
-    for i in 0..4 {
-        deploy = with_remote(&deploy, i, "remote = [\"http://127.0.0.1:9\"]");
-    }
-    std::fs::write(dir.join("deploy.toml"), &deploy).unwrap();
-    let shards: Vec<Served> = (0..4)
-        .map(|i| {
-            Served::start(
-                p,
-                &[
-                    "--node",
-                    &format!("rf_shard_{i}"),
-                    s(&dir.join("deploy.toml")),
-                ],
-            )
-        })
-        .collect();
+    let shards = shard_servers(p, &dir, &fragment);
     let mut deploy = fragment.clone();
     for (i, sh) in shards.iter().enumerate() {
         deploy = with_remote(&deploy, i, &format!("remote = [\"http://{}\"]", sh.addr()));
@@ -246,23 +242,7 @@ fn a_hung_shard_degrades_the_answer_and_says_so() {
     let p = plugins.path();
     let dir = TempDir::new("remote-hung");
     let (_, fragment) = sharded_forest(p, &dir);
-    let mut deploy = fragment.clone();
-    for i in 0..4 {
-        deploy = with_remote(&deploy, i, "remote = [\"http://127.0.0.1:9\"]");
-    }
-    std::fs::write(dir.join("deploy.toml"), &deploy).unwrap();
-    let shards: Vec<Served> = (0..4)
-        .map(|i| {
-            Served::start(
-                p,
-                &[
-                    "--node",
-                    &format!("rf_shard_{i}"),
-                    s(&dir.join("deploy.toml")),
-                ],
-            )
-        })
-        .collect();
+    let shards = shard_servers(p, &dir, &fragment);
     let mut deploy = fragment.clone();
     for (i, sh) in shards.iter().enumerate() {
         deploy = with_remote(

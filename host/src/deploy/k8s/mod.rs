@@ -430,18 +430,21 @@ mod tests {
     use serde_json::json;
     use std::path::Path;
 
-    const GRAPH: &str = "[inputs.x]\nshape = [-1, 4]\n\
+    /// A graph with two remote nodes (one with two replicas) and a
+    /// combiner; shared with the other modules' tests.
+    pub(crate) const GRAPH: &str = "[inputs.x]\nshape = [-1, 4]\n\
         [nodes.rf_a]\nmodel = \"a.tsr\"\ninputs = [\"x\"]\n\
         remote = [\"http://10.0.0.1:8000\", \"http://10.0.0.2:8000\"]\n\
         [nodes.rf_b]\nmodel = \"b.tsr\"\ninputs = [\"x\"]\nremote = [\"http://10.0.0.3:8000\"]\n\
         [nodes.vote]\ncombine = \"mean_proba\"\ninputs = [\"rf_a\", \"rf_b\"]\n\
         [outputs.vote]\nfrom = \"vote\"\n";
 
-    fn graph(text: &str) -> GraphFile {
+    pub(crate) fn graph(text: &str) -> GraphFile {
         GraphFile::from_text(text.into(), &std::env::temp_dir().join("g.toml")).unwrap()
     }
 
-    fn find(out: &Output, path: &str) -> Json {
+    /// The manifest written at `path`, parsed.
+    pub(crate) fn find(out: &Output, path: &str) -> Json {
         let text = &out
             .files
             .iter()

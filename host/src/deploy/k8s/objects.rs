@@ -304,33 +304,10 @@ impl K8s<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::GraphFile;
-    use crate::deploy::{
-        Output,
-        k8s::{TrainJob, manifests},
+    use crate::deploy::k8s::{
+        TrainJob, manifests,
+        tests::{GRAPH, find, graph},
     };
-    use std::path::Path;
-
-    const GRAPH: &str = "[inputs.x]\nshape = [-1, 4]\n\
-        [nodes.rf_a]\nmodel = \"a.tsr\"\ninputs = [\"x\"]\n\
-        remote = [\"http://10.0.0.1:8000\", \"http://10.0.0.2:8000\"]\n\
-        [nodes.rf_b]\nmodel = \"b.tsr\"\ninputs = [\"x\"]\nremote = [\"http://10.0.0.3:8000\"]\n\
-        [nodes.vote]\ncombine = \"mean_proba\"\ninputs = [\"rf_a\", \"rf_b\"]\n\
-        [outputs.vote]\nfrom = \"vote\"\n";
-
-    fn graph(text: &str) -> GraphFile {
-        GraphFile::from_text(text.into(), &std::env::temp_dir().join("g.toml")).unwrap()
-    }
-
-    fn find(out: &Output, path: &str) -> Json {
-        let text = &out
-            .files
-            .iter()
-            .find(|(p, _)| p == Path::new(path))
-            .unwrap_or_else(|| panic!("no {path}"))
-            .1;
-        serde_json::from_str(text).unwrap()
-    }
 
     #[test]
     fn training_shards_are_one_based() {
