@@ -1036,22 +1036,28 @@ fn binary_tensors_in_and_out_give_the_same_answers() {
     assert!(e.contains("Inference-Header-Content-Length"), "{e}");
 }
 
-#[test]
-fn every_client_mistake_gets_its_status_and_a_useful_message() {
-    let plugins = plugin_dir(&["tessera_forest", "tessera_mlp"]);
-    let p = plugins.path();
-    let tmp = TempDir::new("serve-errors");
-    let rf = iris_forest(p, &tmp, "rf", 10);
-    // An mlp without impute refuses missing values.
+/// An iris forest of `trees` trees, and an mlp trained without `impute`
+/// (so it refuses missing values).
+fn forest_and_net(p: &Path, tmp: &TempDir, trees: usize) -> (PathBuf, PathBuf) {
+    let rf = iris_forest(p, tmp, "rf", trees);
     let net = model(
         p,
-        &tmp,
+        tmp,
         "net",
         "mlp",
         &data("iris.train.csv"),
         "label",
         &["--set", "max_iter=20"],
     );
+    (rf, net)
+}
+
+#[test]
+fn every_client_mistake_gets_its_status_and_a_useful_message() {
+    let plugins = plugin_dir(&["tessera_forest", "tessera_mlp"]);
+    let p = plugins.path();
+    let tmp = TempDir::new("serve-errors");
+    let (rf, net) = forest_and_net(p, &tmp, 10);
     let test = data("iris.test.csv");
     let rows = rows_of(&test);
     let (_, want) = predicted(p, &rf, &test);
@@ -1436,16 +1442,7 @@ fn concurrent_requests_are_batched_without_mixing_answers() {
     let plugins = plugin_dir(&["tessera_forest", "tessera_mlp"]);
     let p = plugins.path();
     let tmp = TempDir::new("serve-batch");
-    let rf = iris_forest(p, &tmp, "rf", 20);
-    let net = model(
-        p,
-        &tmp,
-        "net",
-        "mlp",
-        &data("iris.train.csv"),
-        "label",
-        &["--set", "max_iter=20"],
-    );
+    let (rf, net) = forest_and_net(p, &tmp, 20);
     let test = data("iris.test.csv");
     let rows = Arc::new(rows_of(&test));
     let want = Arc::new(predicted(p, &rf, &test).1);
