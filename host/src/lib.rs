@@ -11,6 +11,8 @@
 //! * [`shard`] trains one shard of an ensemble and merges shards into
 //!   the whole model;
 //! * [`metrics`] scores predictions;
+//! * [`oip`] reads and writes the Open Inference Protocol v2's messages
+//!   (JSON and binary tensors), for the server and for remote nodes;
 //! * [`serve`] serves the graph over HTTP (Open Inference Protocol v2);
 //! * [`deploy`] writes deployment files for a graph (Kubernetes manifests);
 //! * [`context`] is the [`HostContext`](tessera_core::HostContext) handed to
@@ -28,6 +30,7 @@ pub mod graph;
 pub mod import;
 pub mod metrics;
 pub mod model;
+pub mod oip;
 pub mod params;
 pub mod plugin;
 pub mod serve;

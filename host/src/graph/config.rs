@@ -142,6 +142,27 @@ pub struct RemoteDecl {
     pub hedge_after_ms: Option<u64>,
 }
 
+/// A replica's base URL, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaUrl {
+    /// `host:port`.
+    pub authority: String,
+}
+
+impl ReplicaUrl {
+    /// `http://host:port` (a trailing `/` allowed), or `None`.
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("http://")?.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':')?;
+        if host.is_empty() || host.contains('/') || port.parse::<u16>().is_err() {
+            return None;
+        }
+        Some(Self {
+            authority: rest.to_string(),
+        })
+    }
+}
+
 /// What a node's failure does to the nodes that read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OnFailure {
@@ -1141,7 +1162,7 @@ impl Reader<'_, '_> {
             return None;
         }
         for u in &urls {
-            if crate::graph::remote::Endpoint::parse(u).is_none() {
+            if ReplicaUrl::parse(u).is_none() {
                 self.problem(
                     &path,
                     format!("`{u}` is not a URL such as \"http://10.0.0.2:8000\""),

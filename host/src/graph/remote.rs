@@ -25,7 +25,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-use super::config::RemoteDecl;
+use super::config::{RemoteDecl, ReplicaUrl};
 
 /// How often each replica's readiness is asked.
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
@@ -61,27 +61,6 @@ impl Pending {
             Ok(r) => r.map_err(anyhow::Error::new),
             Err(_) => anyhow::bail!("node `{}`: the remote call was dropped", self.node),
         }
-    }
-}
-
-/// A replica's base URL, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `host:port`.
-    pub authority: String,
-}
-
-impl Endpoint {
-    /// `http://host:port` (a trailing `/` allowed), or `None`.
-    pub fn parse(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("http://")?.trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':')?;
-        if host.is_empty() || host.contains('/') || port.parse::<u16>().is_err() {
-            return None;
-        }
-        Some(Self {
-            authority: rest.to_string(),
-        })
     }
 }
 
@@ -152,7 +131,7 @@ impl Remote {
     ) -> anyhow::Result<Arc<Self>> {
         let mut replicas = Vec::new();
         for url in &decl.urls {
-            let Some(e) = Endpoint::parse(url) else {
+            let Some(e) = ReplicaUrl::parse(url) else {
                 anyhow::bail!("`{url}` is not a URL such as http://10.0.0.2:8000");
             };
             let model = &decl.model;
@@ -334,7 +313,7 @@ impl Remote {
         let call = async {
             let req = Request::post(r.infer.clone())
                 .header("content-type", "application/octet-stream")
-                .header(crate::serve::oip::HEADER_LENGTH, body.1)
+                .header(crate::oip::HEADER_LENGTH, body.1)
                 .body(Full::new(body.0.clone()))
                 .map_err(|e| e.to_string())?;
             let resp = self.client.request(req).await.map_err(|e| {
@@ -347,7 +326,7 @@ impl Remote {
             let status = resp.status();
             let json_len = resp
                 .headers()
-                .get(crate::serve::oip::HEADER_LENGTH)
+                .get(crate::oip::HEADER_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok());
             let bytes = resp
@@ -502,12 +481,12 @@ mod tests {
     #[test]
     fn urls_are_host_and_port() {
         assert_eq!(
-            Endpoint::parse("http://127.0.0.2:8001/").map(|e| e.authority),
+            ReplicaUrl::parse("http://127.0.0.2:8001/").map(|e| e.authority),
             Some("127.0.0.2:8001".into())
         );
-        assert!(Endpoint::parse("https://a:1").is_none());
-        assert!(Endpoint::parse("http://a").is_none());
-        assert!(Endpoint::parse("http://a:99999").is_none());
-        assert!(Endpoint::parse("http://a:80/x").is_none());
+        assert!(ReplicaUrl::parse("https://a:1").is_none());
+        assert!(ReplicaUrl::parse("http://a").is_none());
+        assert!(ReplicaUrl::parse("http://a:99999").is_none());
+        assert!(ReplicaUrl::parse("http://a:80/x").is_none());
     }
 }

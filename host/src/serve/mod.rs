@@ -21,7 +21,6 @@
 //! ```
 
 mod batch;
-pub mod oip;
 mod service;
 pub mod stats;
 

@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 use super::{
     Endpoint, RETRY_AFTER, Server,
     batch::{Failure, Job},
-    oip::{self, Output, OutputData, RequestError},
     token_matches,
 };
+use crate::oip::{self, Output, OutputData, RequestError};
 
 /// The OpenAPI document of the API, served at `/v2/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
