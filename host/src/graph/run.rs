@@ -299,8 +299,11 @@ impl Graph<'_> {
                     })
                     .collect()
             } else {
+                // All but the last on threads of their own; the last on
+                // this one, which would otherwise only wait.
+                let (last, others) = local.split_last().expect("two or more");
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = local
+                    let handles: Vec<_> = others
                         .iter()
                         .map(|&i| {
                             let node = &self.nodes[i];
@@ -313,7 +316,11 @@ impl Graph<'_> {
                             )
                         })
                         .collect();
-                    handles
+                    let here = (
+                        *last,
+                        self.run_timed(&self.nodes[*last], &data, rows, per_node, share),
+                    );
+                    let mut done: Vec<(usize, anyhow::Result<Vec<f64>>)> = handles
                         .into_iter()
                         .map(|(i, h)| {
                             let r = h
@@ -321,7 +328,9 @@ impl Graph<'_> {
                                 .unwrap_or_else(|_| Err(anyhow::anyhow!("a graph node panicked")));
                             (i, r)
                         })
-                        .collect()
+                        .collect();
+                    done.push(here);
+                    done
                 })
             };
             for (i, p) in pending {
