@@ -188,84 +188,59 @@ impl<'r> Graph<'r> {
                     Source::Node(n) => (nodes[n].shape.width, None),
                 }
             };
-            let built = match &decl.kind {
+            // Every kind of node gives its op and shape, or one problem.
+            let built: Result<(Op, Shape), String> = match &decl.kind {
                 config::NodeKind::Model {
                     path,
                     remote: Some(r),
                     ..
                 } => {
                     let source = decl.inputs.first().map_or("", String::as_str);
-                    match remote_node(path, &decl.id, r, source, inputs.first().map(in_shape)) {
-                        Ok((op, shape)) => Some((op, shape)),
-                        Err(e) => {
-                            problem(format!("{e:#}"));
-                            None
-                        }
-                    }
+                    remote_node(path, &decl.id, r, source, inputs.first().map(in_shape))
+                        .map_err(|e| format!("{e:#}"))
                 }
                 config::NodeKind::Model {
                     path,
                     process: true,
                     ..
-                } => match process_node(registry, path, &decl.id, inputs.first().map(in_shape)) {
-                    Ok((op, shape)) => Some((op, shape)),
-                    Err(e) => {
-                        problem(format!("{e:#}"));
-                        None
-                    }
-                },
+                } => process_node(registry, path, &decl.id, inputs.first().map(in_shape))
+                    .map_err(|e| format!("{e:#}")),
                 config::NodeKind::Model {
                     path,
                     decompose: how,
                     train,
                     compress,
                     ..
-                } => match load_model(
+                } => load_model(
                     registry,
                     path,
                     train.as_ref(),
                     compress,
                     how.as_ref(),
                     inputs.first().map(in_shape),
-                ) {
-                    Ok((op, shape)) => Some((op, shape)),
-                    Err(e) => {
-                        problem(format!("{e:#}"));
-                        None
-                    }
-                },
+                )
+                .map_err(|e| format!("{e:#}")),
                 config::NodeKind::Route { weights } => {
                     let shapes = source_shapes(&inputs, &config, &nodes);
-                    match same_shape(&shapes) {
-                        Ok(shape) => {
-                            let total: f64 = weights.iter().sum();
-                            let mut acc = 0.0;
-                            let cumulative = weights
-                                .iter()
-                                .map(|w| {
-                                    acc += w / total;
-                                    acc
-                                })
-                                .collect();
-                            Some((Op::Route { cumulative }, shape))
-                        }
-                        Err(m) => {
-                            problem(m);
-                            None
-                        }
-                    }
+                    same_shape(&shapes).map(|shape| {
+                        let total: f64 = weights.iter().sum();
+                        let mut acc = 0.0;
+                        let cumulative = weights
+                            .iter()
+                            .map(|w| {
+                                acc += w / total;
+                                acc
+                            })
+                            .collect();
+                        (Op::Route { cumulative }, shape)
+                    })
                 }
                 config::NodeKind::Combine {
                     how: Combine::Stack,
                     train: Some((data, t)),
                     ..
-                } => match stack_meta(registry, &config, &mut nodes, &inputs, data, t, name) {
-                    Ok((op, shape)) => Some((op, shape)),
-                    Err(e) => {
-                        problem(format!("{e:#}"));
-                        None
-                    }
-                },
+                } => stack_meta(registry, &config, &mut nodes, &inputs, data, t, name)
+                    .map_err(|e| format!("{e:#}")),
                 config::NodeKind::Combine {
                     how,
                     weights,
@@ -274,22 +249,19 @@ impl<'r> Graph<'r> {
                     ..
                 } => {
                     let shapes = source_shapes(&inputs, &config, &nodes);
-                    match combined_shape(*how, &shapes, link, classes.as_deref()) {
-                        Ok(shape) => Some((
+                    combined_shape(*how, &shapes, link, classes.as_deref()).map(|shape| {
+                        (
                             Op::Combine {
                                 how: *how,
                                 weights: weights.clone(),
                                 link: link_of(link),
                             },
                             shape,
-                        )),
-                        Err(m) => {
-                            problem(m);
-                            None
-                        }
-                    }
+                        )
+                    })
                 }
             };
+            let built = built.map_err(&mut problem).ok();
             if let Some((op, shape)) = built {
                 nodes.push(Node {
                     id: decl.id.clone(),
