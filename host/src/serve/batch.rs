@@ -202,16 +202,21 @@ impl Runner {
         }
     }
 
+    /// Each request on its own, answered as it is done.
+    fn run_each(&self, batch: Vec<Job>) {
+        for j in batch {
+            let answer = self.predict(&j.x, &j.id);
+            let _ = j.reply.send(answer);
+        }
+    }
+
     fn run(&self, mut batch: Vec<Job>) {
         let rows: usize = batch.iter().map(|j| j.rows).sum();
         self.stats.batch_rows.observe(rows as f64);
         self.stats.batch_requests.observe(batch.len() as f64);
         if batch.len() == 1 || self.routed {
             // Alone, or each request takes its own way through routers.
-            for j in batch {
-                let answer = self.predict(&j.x, &j.id);
-                let _ = j.reply.send(answer);
-            }
+            self.run_each(batch);
             return;
         }
         let x: Vec<f32> = batch.iter().flat_map(|j| j.x.iter().copied()).collect();
@@ -234,12 +239,7 @@ impl Runner {
             }
             // One request's rows may be what the model refuses: each is
             // run alone so that only that one fails.
-            Err(_) => {
-                for j in batch {
-                    let answer = self.predict(&j.x, &j.id);
-                    let _ = j.reply.send(answer);
-                }
-            }
+            Err(_) => self.run_each(batch),
         }
     }
 }

@@ -380,19 +380,33 @@ fn model_graph(
         "inputs".into(),
         toml::Value::Array(vec![toml::Value::String("input".into())]),
     );
-    let mut output = toml::Table::new();
-    output.insert("from".into(), toml::Value::String(name.into()));
-    let mut root = toml::Table::new();
-    let section = |k: &str, v: toml::Table| {
+    let text = one_node_graph(None, ("input", input), (name, node))?;
+    Graph::from_toml(registry, &text, Path::new("."), path)
+}
+
+/// The TOML of a graph of one model node: `[server]` when given, the
+/// input `(id, table)`, the node `(id, table)`, and an output of the
+/// node's id answering from it.
+fn one_node_graph(
+    server: Option<&toml::Value>,
+    (input_id, input): (&str, toml::Table),
+    (id, node): (&str, toml::Table),
+) -> anyhow::Result<String> {
+    let one = |k: &str, v: toml::Table| {
         let mut t = toml::Table::new();
         t.insert(k.to_string(), toml::Value::Table(v));
         toml::Value::Table(t)
     };
-    root.insert("inputs".into(), section("input", input));
-    root.insert("nodes".into(), section(name, node));
-    root.insert("outputs".into(), section(name, output));
-    let text = toml::to_string(&root)?;
-    Graph::from_toml(registry, &text, Path::new("."), path)
+    let mut output = toml::Table::new();
+    output.insert("from".into(), toml::Value::String(id.into()));
+    let mut root = toml::Table::new();
+    if let Some(server) = server {
+        root.insert("server".into(), server.clone());
+    }
+    root.insert("inputs".into(), one(input_id, input));
+    root.insert("nodes".into(), one(id, node));
+    root.insert("outputs".into(), one(id, output));
+    Ok(toml::to_string(&root)?)
 }
 
 /// A graph of node `id` of the graph file at `path` alone: the input it
@@ -459,24 +473,12 @@ fn node_graph(
     ] {
         node.remove(k);
     }
-    let mut output = toml::Table::new();
-    output.insert("from".into(), toml::Value::String(id.into()));
-    let one = |k: &str, v: toml::Table| {
-        let mut t = toml::Table::new();
-        t.insert(k.to_string(), toml::Value::Table(v));
-        toml::Value::Table(t)
-    };
-    let mut sub = toml::Table::new();
-    if let Some(server) = root.get("server") {
-        sub.insert("server".into(), server.clone());
-    }
-    sub.insert(
-        "inputs".into(),
-        one(&source, section("inputs", &source).unwrap_or_default()),
-    );
-    sub.insert("nodes".into(), one(id, node));
-    sub.insert("outputs".into(), one(id, output));
-    Graph::from_toml(registry, &toml::to_string(&sub)?, base, path)
+    let text = one_node_graph(
+        root.get("server"),
+        (&source, section("inputs", &source).unwrap_or_default()),
+        (id, node),
+    )?;
+    Graph::from_toml(registry, &text, base, path)
 }
 
 /// Whether `given` is the admin token `want` (in time independent of

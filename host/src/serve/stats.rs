@@ -64,6 +64,14 @@ impl Histogram {
 /// The HTTP statuses counted one by one; others count as "other".
 const STATUSES: [u16; 10] = [200, 400, 401, 404, 405, 413, 500, 503, 504, 0];
 
+/// The counter of `status` in a per-status array (the last: "other").
+fn status_slot(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(STATUSES.len() - 1)
+}
+
 /// What one served model (output) has seen.
 pub struct ModelStats {
     by_status: [AtomicU64; STATUSES.len()],
@@ -94,11 +102,7 @@ impl ModelStats {
 
     /// Counts one answered request.
     pub fn answered(&self, status: u16, took: Duration) {
-        let i = STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(STATUSES.len() - 1);
-        self.by_status[i].fetch_add(1, Relaxed);
+        self.by_status[status_slot(status)].fetch_add(1, Relaxed);
         self.latency.observe(took.as_secs_f64());
     }
 }
@@ -151,11 +155,7 @@ impl Stats {
 
     /// Counts one HTTP answer.
     pub fn http(&self, status: u16) {
-        let i = STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(STATUSES.len() - 1);
-        self.http[i].fetch_add(1, Relaxed);
+        self.http[status_slot(status)].fetch_add(1, Relaxed);
     }
 
     /// Everything, in the Prometheus text format (version 0.0.4).
