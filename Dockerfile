@@ -1,7 +1,7 @@
 # The tessera CLI and its plugins in a slim image.
 #
-#   docker build -t tessera:0.3.0 .
-#   docker run --rm -p 8000:8000 -v "$PWD/deploy:/etc/tessera:ro" tessera:0.3.0
+#   docker build -t tessera:0.4.0 .
+#   docker run --rm -p 8000:8000 -v "$PWD/deploy:/etc/tessera:ro" tessera:0.4.0
 #
 # The default command serves /etc/tessera/deploy.toml; model paths in it
 # are relative to that folder (or see `tessera deploy k8s`).

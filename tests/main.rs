@@ -4,6 +4,7 @@
 mod adaboost;
 mod bagging;
 mod cli;
+mod compress;
 mod decompose;
 mod deploy;
 mod errors;

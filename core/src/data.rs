@@ -275,6 +275,54 @@ impl TrainData<'_> {
     }
 }
 
+/// The rows a compressor may use, in the model's own encoding (class
+/// indices for classifiers, the model's feature columns in order).
+///
+/// `train` is for fitting: calibration samples and fine-tuning. `eval` is
+/// for choosing: which trees best keep the metric. Either may be absent;
+/// a compressor that needs one and lacks it says so.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct CompressData<'a> {
+    /// Rows to fit on.
+    pub train: ROption<Holdout<'a>>,
+    /// Rows to choose on.
+    pub eval: ROption<Holdout<'a>>,
+    /// The model's task: the encoding of the targets.
+    pub task: Task,
+}
+
+impl<'a> CompressData<'a> {
+    /// No rows at all, for a model of `task`.
+    pub fn none(task: Task) -> Self {
+        Self {
+            train: ROption::RNone,
+            eval: ROption::RNone,
+            task,
+        }
+    }
+
+    /// Checks both sets against `cols` feature columns and the task.
+    ///
+    /// # Errors
+    /// A set whose shapes or targets are wrong, naming it.
+    pub fn validate(&self, cols: usize) -> Result<(), PluginError> {
+        for (name, set) in [("training", self.train), ("evaluation", self.eval)] {
+            if let Some(h) = set.into_option() {
+                h.x.check(cols)
+                    .and_then(|()| check_target(h.y, h.weights, h.x.rows(), self.task))
+                    .map_err(|e| PluginError::input(format!("{name} data: {}", e.message)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The training rows, else the evaluation rows.
+    pub fn any(&self) -> Option<Holdout<'a>> {
+        self.train.into_option().or(self.eval.into_option())
+    }
+}
+
 /// Checks a target (and weights) of `rows` rows for `task`.
 fn check_target(
     y: RSlice<'_, f32>,
@@ -318,4 +366,49 @@ fn check_target(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compress_data_names_the_set_at_fault() {
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let good = Holdout {
+            x: MatrixRef::new(&x, 2, 2).unwrap(),
+            y: RSlice::from_slice(&[0.0, 1.0]),
+            weights: ROption::RNone,
+        };
+        let bad_class = Holdout {
+            y: RSlice::from_slice(&[0.0, 5.0]),
+            ..good
+        };
+        let task = Task::classification(2);
+        let data = CompressData {
+            train: ROption::RSome(good),
+            eval: ROption::RSome(bad_class),
+            task,
+        };
+        let e = data.validate(2).unwrap_err();
+        assert!(e.message.starts_with("evaluation data:"), "{}", e.message);
+        let e = CompressData {
+            eval: ROption::RNone,
+            ..data
+        }
+        .validate(3)
+        .unwrap_err();
+        assert!(e.message.starts_with("training data:"), "{}", e.message);
+        assert!(CompressData::none(task).validate(2).is_ok());
+        assert!(CompressData::none(task).any().is_none());
+        assert_eq!(
+            CompressData {
+                train: ROption::RNone,
+                ..data
+            }
+            .any()
+            .map(|h| h.y.len()),
+            Some(2)
+        );
+    }
 }

@@ -59,7 +59,7 @@ pub mod traits;
 pub use abi_stable;
 
 pub use context::{HostContext, HostContext_TO, HostContextRef, NullContext};
-pub use data::{Holdout, Matrix, MatrixRef, Task, TrainData};
+pub use data::{CompressData, Holdout, Matrix, MatrixRef, Task, TrainData};
 pub use error::{ErrorKind, PluginError};
 pub use manifest::{ComponentInfo, ComponentKind, Manifest, ParamInfo};
 pub use module::{PluginMod, PluginModRef};

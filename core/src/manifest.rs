@@ -15,6 +15,9 @@ pub enum ComponentKind {
     Compressor,
     /// Splits models.
     Decomposer,
+    /// Loads and runs a model form it cannot train: the output of a
+    /// compressor (a quantized ensemble, a sparse network).
+    Model,
 }
 
 impl ComponentKind {
@@ -24,6 +27,7 @@ impl ComponentKind {
             Self::Learner => "learner",
             Self::Compressor => "compressor",
             Self::Decomposer => "decomposer",
+            Self::Model => "model",
         }
     }
 }
@@ -46,7 +50,7 @@ pub struct ParamInfo {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct ComponentInfo {
-    /// Learner, compressor or decomposer.
+    /// Learner, compressor, decomposer or model form.
     pub kind: ComponentKind,
     /// The name users type, e.g. `random_forest`.
     pub name: RString,

@@ -12,7 +12,7 @@ use abi_stable::{
 
 use crate::{
     context::HostContextRef,
-    data::{Matrix, MatrixRef, Task, TrainData},
+    data::{CompressData, Matrix, MatrixRef, Task, TrainData},
     error::PluginError,
     ir::ModelIr,
 };
@@ -92,12 +92,20 @@ pub trait Compressor: Send + Sync {
     /// The component name, e.g. `quantize`.
     fn component(&self) -> RString;
 
-    /// Returns the compressed model.
+    /// Returns the compressed model. `data` holds the rows the user gave,
+    /// if any: calibration and fine-tuning use its training rows, choices
+    /// that keep a metric (greedy tree selection) its evaluation rows.
     ///
     /// # Errors
-    /// A model family the compressor does not handle, or a caught panic.
+    /// A model family the compressor does not handle, data it needs and
+    /// did not get, or a caught panic.
     #[sabi(last_prefix_field)]
-    fn compress(&self, ctx: HostContextRef<'_>, model: ModelIr) -> RResult<ModelIr, PluginError>;
+    fn compress(
+        &self,
+        ctx: HostContextRef<'_>,
+        model: ModelIr,
+        data: CompressData<'_>,
+    ) -> RResult<ModelIr, PluginError>;
 }
 
 /// An owned compressor object.

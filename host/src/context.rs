@@ -2,7 +2,7 @@
 //! and access to every loaded learner.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -27,7 +27,11 @@ pub struct RunContext<'r> {
     cancelled: Arc<AtomicBool>,
     progress: Option<Box<ProgressFn>>,
     verbose: bool,
+    kept: Mutex<Vec<String>>,
 }
+
+/// How many log messages a context keeps for [`RunContext::messages`].
+const KEPT_MESSAGES: usize = 64;
 
 impl<'r> RunContext<'r> {
     /// A context over `registry` with a budget of `threads`.
@@ -38,6 +42,7 @@ impl<'r> RunContext<'r> {
             cancelled: Arc::new(AtomicBool::new(false)),
             progress: None,
             verbose: false,
+            kept: Mutex::new(Vec::new()),
         }
     }
 
@@ -56,6 +61,12 @@ impl<'r> RunContext<'r> {
     /// The flag that cancels the call when set.
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.cancelled)
+    }
+
+    /// The first messages plugins logged, at any level (a compressor's
+    /// account of what it did, for a report).
+    pub fn messages(&self) -> Vec<String> {
+        self.kept.lock().map(|k| k.clone()).unwrap_or_default()
     }
 
     /// Borrows this context in ABI form.
@@ -82,6 +93,11 @@ impl HostContext for RunContext<'_> {
     fn log(&self, level: u8, message: RStr<'_>) {
         if level >= tessera_core::context::level::INFO || self.verbose {
             eprintln!("{message}");
+        }
+        if let Ok(mut kept) = self.kept.lock()
+            && kept.len() < KEPT_MESSAGES
+        {
+            kept.push(message.to_string());
         }
     }
 

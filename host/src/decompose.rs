@@ -10,7 +10,7 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tessera_core::{
-    ComponentKind, HostContextRef, PluginError,
+    HostContextRef, PluginError,
     ir::{DenseNetwork, ModelIr},
     recombine::{Plan, Role, link_name},
 };
@@ -108,9 +108,13 @@ pub fn decompose(
         let (n_classes, outputs) = match &sub.model {
             ModelIr::Trees(e) => (e.n_classes, e.n_outputs as usize),
             ModelIr::Network(n) => (n.n_classes, DenseNetwork::n_outputs(n)),
-            ModelIr::Opaque { .. } => unreachable!("ir_payload refuses opaque models"),
+            ModelIr::Opaque { family, .. } => bail!(PluginError::unsupported(format!(
+                "decomposer `{with}` returned part {} as a `{family}` model, whose outputs \
+                 the host cannot tell; decomposers return tree ensembles or networks",
+                sub.name
+            ))),
         };
-        let provider = registry.provider(ComponentKind::Learner, component)?;
+        let provider = registry.model_provider(&component)?;
         let classifier = n_classes > 0;
         // What the part's outputs are called: the whole model's classes
         // or targets where it answers as the whole does, otherwise names
@@ -187,24 +191,22 @@ pub fn decompose(
 
 /// The component that loads a model in exchange form, and the bytes it
 /// loads: tree ensembles through `gradient_boosting` (with `origin` kept
-/// beside them), networks through `mlp`.
+/// beside them), networks through `mlp`, an opaque family through the
+/// plugin whose model form has that name (its bytes as they are).
 ///
 /// # Errors
-/// An opaque family (no plugin is known to load it), or sizes the byte
-/// forms cannot count.
-pub fn ir_payload(ir: &ModelIr, origin: &Value) -> anyhow::Result<(&'static str, Vec<u8>)> {
+/// Sizes the byte forms cannot count.
+pub fn ir_payload(ir: &ModelIr, origin: &Value) -> anyhow::Result<(String, Vec<u8>)> {
     Ok(match ir {
         ModelIr::Trees(e) => (
-            TREES_COMPONENT,
+            TREES_COMPONENT.into(),
             IrModel::encode(e, origin).map_err(plugin_error)?,
         ),
-        ModelIr::Network(n) => (NETWORK_COMPONENT, n.to_bytes().map_err(plugin_error)?),
-        ModelIr::Opaque { family, .. } => {
-            return Err(PluginError::unsupported(format!(
-                "a model of family `{family}` in exchange form, which no plugin loads"
-            ))
-            .into());
-        }
+        ModelIr::Network(n) => (
+            NETWORK_COMPONENT.into(),
+            n.to_bytes().map_err(plugin_error)?,
+        ),
+        ModelIr::Opaque { family, bytes } => (family.to_string(), bytes.to_vec()),
     })
 }
 

@@ -22,6 +22,7 @@
 //! can embed the same calls in-process.
 
 pub mod artifact;
+pub mod compress;
 pub mod context;
 pub mod data;
 pub mod decompose;

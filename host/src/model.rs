@@ -66,7 +66,7 @@ impl LoadedModel {
     /// As [`LoadedModel::open`].
     pub fn from_artifact(registry: &Registry, artifact: Artifact) -> anyhow::Result<Self> {
         let h = &artifact.header;
-        let provider = registry.provider(tessera_core::ComponentKind::Learner, &h.component)?;
+        let provider = registry.model_provider(&h.component)?;
         if provider.manifest.name.as_str() != h.plugin {
             return Err(anyhow!(
                 "the model was trained by plugin `{}`, but learner `{}` is now provided by plugin `{}` ({})",
@@ -221,9 +221,22 @@ impl LoadedModel {
         table: &Table,
         targets: &[String],
     ) -> anyhow::Result<crate::metrics::Metrics> {
-        use crate::metrics::{self, Metrics};
+        let y = self.targets_from(table, targets)?;
+        let x = self.features_from(table)?;
+        self.score(ctx, &x, &y)
+            .map_err(|e| e.on(table.path()).into())
+    }
+
+    /// The truth in `table`'s columns `targets`, in the model's encoding:
+    /// class indices for a classifier, values (row-major, in the model's
+    /// order of targets) otherwise.
+    ///
+    /// # Errors
+    /// Missing columns, bad cells, unknown labels, or targets other than
+    /// the model's.
+    pub fn targets_from(&self, table: &Table, targets: &[String]) -> anyhow::Result<Vec<f32>> {
         let names = self.header.target_names();
-        let y = match targets {
+        Ok(match targets {
             [one] if names.len() == 1 => table.target_like(one, &self.header.classes)?,
             _ => {
                 let mut given: Vec<&str> = targets.iter().map(String::as_str).collect();
@@ -245,20 +258,36 @@ impl LoadedModel {
                 let ordered: Vec<String> = names.iter().map(|n| n.to_string()).collect();
                 table.values_of(&ordered)?
             }
-        };
-        let x = self.features_from(table)?;
-        let on = |e: CallError| e.on(table.path());
-        let pred = self.predict(ctx.sabi_reborrow(), &x).map_err(on)?;
+        })
+    }
+
+    /// Scores the model on the rows `x` against the truth `y` (in the
+    /// model's encoding, see [`LoadedModel::targets_from`]).
+    ///
+    /// # Errors
+    /// The plugin's error.
+    pub fn score(
+        &self,
+        ctx: HostContextRef<'_>,
+        x: &[f32],
+        y: &[f32],
+    ) -> Result<crate::metrics::Metrics, CallError> {
+        use crate::metrics::{self, Metrics};
+        let pred = self.predict(ctx.sabi_reborrow(), x)?;
         Ok(if self.is_classifier() {
-            let proba = self.predict_proba(ctx, &x).map_err(on)?;
+            let proba = self.predict_proba(ctx, x)?;
             Metrics::Classification(metrics::classification(
-                &y,
+                y,
                 &pred,
                 &proba.data,
                 self.header.classes.len(),
             ))
         } else {
-            Metrics::Regression(metrics::regression_outputs(&y, &pred, names.len()))
+            Metrics::Regression(metrics::regression_outputs(
+                y,
+                &pred,
+                self.header.target_names().len(),
+            ))
         })
     }
 }

@@ -14,6 +14,7 @@ use abi_stable::{
 use super::{CompressorImpl, DecomposerImpl, LearnerImpl, ModelImpl};
 use crate::{
     context::HostContextRef,
+    data::CompressData,
     data::{Matrix, MatrixRef, Task, TrainData},
     error::PluginError,
     ir::ModelIr,
@@ -164,8 +165,13 @@ impl Compressor for CompressorAdapter {
         self.name.into()
     }
 
-    fn compress(&self, ctx: HostContextRef<'_>, model: ModelIr) -> RResult<ModelIr, PluginError> {
-        guard(|| self.inner.compress(&ctx, model))
+    fn compress(
+        &self,
+        ctx: HostContextRef<'_>,
+        model: ModelIr,
+        data: CompressData<'_>,
+    ) -> RResult<ModelIr, PluginError> {
+        guard(|| self.inner.compress(&ctx, model, &data))
     }
 }
 

@@ -27,7 +27,7 @@ pub use threads::{SubContext, for_row_blocks, with_thread_budget};
 
 use crate::{
     context::HostContextRef,
-    data::{Matrix, MatrixRef, Task, TrainData},
+    data::{CompressData, Matrix, MatrixRef, Task, TrainData},
     error::PluginError,
     ir::ModelIr,
     manifest::{ComponentInfo, ComponentKind, Manifest},
@@ -95,11 +95,16 @@ pub trait ModelImpl: Send + Sync + 'static {
 
 /// A compressor, written as plain Rust.
 pub trait CompressorImpl: Send + Sync + 'static {
-    /// Compresses `model`.
+    /// Compresses `model`, with the rows in `data` where it needs any.
     ///
     /// # Errors
-    /// A model family it cannot handle.
-    fn compress(&self, ctx: &HostContextRef<'_>, model: ModelIr) -> Result<ModelIr, PluginError>;
+    /// A model family it cannot handle, or data it needs and lacks.
+    fn compress(
+        &self,
+        ctx: &HostContextRef<'_>,
+        model: ModelIr,
+        data: &CompressData<'_>,
+    ) -> Result<ModelIr, PluginError>;
 }
 
 /// A decomposer, written as plain Rust.
@@ -147,6 +152,21 @@ pub struct CompressorDef {
     pub create: fn(Params) -> Result<Box<dyn CompressorImpl>, PluginError>,
 }
 
+/// Declares a model form a plugin loads and runs but does not train: what
+/// its compressors produce (a quantized ensemble, a sparse network).
+///
+/// A compressor returns such a model as [`ModelIr::Opaque`] whose
+/// `family` is the form's name and whose bytes [`ModelFormDef::load`]
+/// reads; the host saves those bytes as the model file's payload.
+pub struct ModelFormDef {
+    /// The form's name, also the `family` of its opaque exchange form.
+    pub name: &'static str,
+    /// One line on what it is.
+    pub description: &'static str,
+    /// Reads the bytes back.
+    pub load: LoadFn,
+}
+
 /// Declares one decomposer.
 pub struct DecomposerDef {
     /// Component name.
@@ -171,6 +191,8 @@ pub struct PluginDef {
     pub compressors: Vec<CompressorDef>,
     /// Its decomposers.
     pub decomposers: Vec<DecomposerDef>,
+    /// The model forms it loads without training them.
+    pub models: Vec<ModelFormDef>,
 }
 
 impl PluginDef {
@@ -206,6 +228,9 @@ impl PluginDef {
                 d.description,
                 &d.params,
             ));
+        }
+        for m in &self.models {
+            components.push(info(ComponentKind::Model, m.name, m.description, &[]));
         }
         Manifest {
             name: self.name.into(),
@@ -256,19 +281,18 @@ impl PluginDef {
         bytes: &[u8],
         ctx: &HostContextRef<'_>,
     ) -> Result<ModelBox, PluginError> {
-        let def = self
-            .learners
-            .iter()
-            .find(|l| l.name == component)
-            .ok_or_else(|| {
-                unknown(
-                    self.name,
-                    "learner",
-                    component,
-                    self.learners.iter().map(|l| l.name),
-                )
-            })?;
-        Ok(model_box(def.name, (def.load)(bytes, ctx)?))
+        let found = (self.learners.iter().map(|l| (l.name, l.load)))
+            .chain(self.models.iter().map(|m| (m.name, m.load)))
+            .find(|(name, _)| *name == component);
+        let Some((name, load)) = found else {
+            return Err(unknown(
+                self.name,
+                "learner or model form",
+                component,
+                (self.learners.iter().map(|l| l.name)).chain(self.models.iter().map(|m| m.name)),
+            ));
+        };
+        Ok(model_box(name, load(bytes, ctx)?))
     }
 
     /// Creates the compressor `name` from JSON parameters.

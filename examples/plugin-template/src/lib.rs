@@ -69,6 +69,7 @@ pub fn plugin() -> PluginDef {
         }],
         compressors: vec![],
         decomposers: vec![],
+        models: Vec::new(),
     }
 }
 

@@ -33,7 +33,7 @@ pub struct UsageError(pub String);
 pub struct Env {
     plugin_paths: Vec<PathBuf>,
     explicit: bool,
-    verbose: bool,
+    pub(super) verbose: bool,
 }
 
 impl Env {
@@ -66,7 +66,7 @@ impl Env {
     }
 }
 
-fn threads(n: Option<usize>) -> anyhow::Result<usize> {
+pub(super) fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     match n {
         Some(0) => Err(UsageError("--threads must be at least 1".into()).into()),
         Some(n) => Ok(n),
@@ -74,7 +74,7 @@ fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     }
 }
 
-fn write_json(path: &Path, v: &Value) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, v: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
     write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))

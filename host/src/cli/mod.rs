@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 mod commands;
+mod compress;
 mod deploy;
 mod progress;
 mod serve;
@@ -70,6 +71,9 @@ enum Command {
     Merge(MergeArgs),
     /// Split a model into sub-models that recombine to the same answer.
     Decompose(DecomposeArgs),
+    /// Compress a model (quantize, prune) into a new model file, with a
+    /// before/after table of size, metric and speed.
+    Compress(compress::CompressArgs),
     /// Serve a graph file, or model files, over HTTP (Open Inference Protocol v2).
     Serve(ServeArgs),
     /// Check or draw a serving graph (TOML).
@@ -366,6 +370,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => commands::import(&env, a),
         Command::Merge(a) => commands::merge(&env, a),
         Command::Decompose(a) => commands::decompose(&env, a),
+        Command::Compress(a) => compress::compress(&env, a),
         Command::Serve(a) => serve::serve(&env, a),
         Command::Worker(a) => commands::worker(&env, &a.model),
         Command::Deploy(deploy::DeployCommand::K8s(a)) => deploy::k8s(a),

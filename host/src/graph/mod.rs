@@ -421,47 +421,26 @@ impl<'r> Graph<'r> {
 }
 
 /// `model` through the compressors `steps`, in order, on its exchange
-/// form; the result loads through the plugin that runs that form and
-/// answers with the same classes, targets and features.
+/// form, with no data (compressors that need rows say so).
 fn compressed(
     registry: &Registry,
     model: LoadedModel,
     steps: &[(String, serde_json::Value)],
     path: &Path,
 ) -> anyhow::Result<LoadedModel> {
-    let Some(mut ir) = model.model.to_ir().into_option() else {
-        return Err(tessera_core::PluginError::unsupported(format!(
-            "{}: the `{}` model has no exchange form, so it cannot be compressed",
-            path.display(),
-            model.header.component
-        ))
-        .into());
-    };
     let ctx = crate::RunContext::new(registry, 1);
-    for (with, params) in steps {
-        let c = registry.create_compressor(with, &params.to_string())?;
-        ir = c
-            .compress(ctx.as_abi(), ir)
-            .into_result()
-            .map_err(|error| crate::model::CallError {
-                context: format!("compressor `{with}` on {}", path.display()),
-                error,
-            })?;
-    }
-    let origin = serde_json::json!({"compressed_from": path.display().to_string(),
-                                    "with": steps.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>()});
-    let (component, payload) = decompose::ir_payload(&ir, &origin)?;
-    let provider = registry.provider(tessera_core::ComponentKind::Learner, component)?;
-    let mut header = model.header.clone();
-    header.plugin = provider.manifest.name.to_string();
-    header.plugin_version = provider.manifest.version.to_string();
-    header.component = component.to_string();
-    header.abi_version = provider.manifest.abi_version.to_string();
-    header.payload_len = payload.len() as u64;
-    header.payload_crc32 = crate::artifact::crc32(&payload);
-    header.training = origin;
-    LoadedModel::from_artifact(registry, crate::artifact::Artifact { header, payload })
-        .with_context(|| format!("the compressed {} does not load", path.display()))
+    let steps: Vec<crate::compress::Step> = steps
+        .iter()
+        .map(|(with, params)| crate::compress::Step {
+            with: with.clone(),
+            params: params.clone(),
+        })
+        .collect();
+    let task = model.model.task();
+    let data = tessera_core::CompressData::none(task);
+    let (_, loaded) =
+        crate::compress::compress(registry, ctx.as_abi(), &model, &steps, data, path)?;
+    Ok(loaded)
 }
 
 /// The columns of `features` a model takes from its input (`(width,
@@ -533,7 +512,7 @@ fn process_node(
     input: Option<(usize, Option<&Vec<String>>)>,
 ) -> anyhow::Result<(Op, Shape)> {
     let header = crate::artifact::Artifact::read(path)?.header;
-    registry.provider(tessera_core::ComponentKind::Learner, &header.component)?;
+    registry.model_provider(&header.component)?;
     let pick = pick_columns(path, &header.features, input)?;
     let shape = Shape::of(&header);
     let plugins: Vec<PathBuf> = registry.plugins().iter().map(|p| p.path.clone()).collect();

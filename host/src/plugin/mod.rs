@@ -183,6 +183,19 @@ impl Registry {
         }
     }
 
+    /// The plugin that loads models of `component`: a learner, or a model
+    /// form (what a compressor produces).
+    ///
+    /// # Errors
+    /// Neither is loaded; the error lists the learners.
+    pub fn model_provider(&self, component: &str) -> Result<&LoadedPlugin, LoadError> {
+        self.provider(ComponentKind::Learner, component)
+            .or_else(|e| {
+                self.provider(ComponentKind::Model, component)
+                    .map_err(|_| e)
+            })
+    }
+
     /// Creates learner `name` with parameters as JSON text.
     ///
     /// # Errors
@@ -245,7 +258,7 @@ impl Registry {
         payload: &[u8],
         ctx: HostContextRef<'_>,
     ) -> Result<ModelBox, anyhow::Error> {
-        let p = self.provider(ComponentKind::Learner, component)?;
+        let p = self.model_provider(component)?;
         let r = (p.module.load_model())(RStr::from(component), RSlice::from_slice(payload), ctx);
         Ok(plugin_result(p, r)?)
     }

@@ -104,6 +104,7 @@ pub fn plugin() -> PluginDef {
         }],
         compressors: Vec::new(),
         decomposers: Vec::new(),
+        models: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ pub fn plugin() -> PluginDef {
         learners: vec![gbdt::learner(), adaboost::learner()],
         compressors: Vec::new(),
         decomposers: Vec::new(),
+        models: Vec::new(),
     }
 }
 

@@ -49,6 +49,7 @@ pub fn plugin() -> PluginDef {
                 create: ovr::create,
             },
         ],
+        models: Vec::new(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! deltas), [`optim`] (adam and sgd steps), [`train`] (backpropagation
 //! and the epoch loop) and [`model`] (prediction, summary, bytes).
 
+pub mod finetune;
 pub mod gemm;
 pub mod loss;
 pub mod model;
@@ -69,6 +70,7 @@ pub fn plugin() -> PluginDef {
         }],
         compressors: Vec::new(),
         decomposers: Vec::new(),
+        models: Vec::new(),
     }
 }
 

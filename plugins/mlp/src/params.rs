@@ -141,6 +141,34 @@ pub fn specs() -> Vec<ParamSpec> {
             "seed for the initial weights, the shuffling and the validation split; null \
              draws one",
         ),
+        ParamSpec::bool(
+            "quantization_aware",
+            false,
+            "train for int8: the forward pass sees every layer's weights and inputs rounded \
+             as tessera-qnet's 8-bit quantization rounds them (weights per output channel, \
+             activations on scales tracked during training), gradients pass the rounding \
+             straight through to the float weights, which are what the model keeps; the \
+             model then loses less accuracy when compressed to 8 bits",
+        ),
+        ParamSpec::custom(
+            "init_network",
+            crate::finetune::INIT_TYPE,
+            Value::Null,
+            "continue training from this network instead of a fresh initialisation: the hex \
+             text of a dense network's exchange-form bytes (DenseNetwork::to_bytes), as a \
+             compressor passes a pruned network; its layer sizes, activations and input \
+             scaling are kept (hidden_layer_sizes and activation, if given, must match), its \
+             class count must be the data's; trains exactly max_iter epochs of adam at \
+             learning_rate_init with batch_size, random_state and the sample weights, and \
+             applies no early stopping, tol, alpha, standardize or impute",
+            crate::finetune::check_init_network,
+        ),
+        ParamSpec::bool(
+            "keep_zeros",
+            false,
+            "with init_network: weights that are exactly zero in it stay zero throughout \
+             training (a pruned network stays as sparse)",
+        ),
     ]
 }
 
@@ -256,6 +284,12 @@ pub struct Config {
     pub impute_mean: bool,
     /// Seed.
     pub random_state: Option<u64>,
+    /// Train with 8-bit fake quantization in the forward pass.
+    pub quantization_aware: bool,
+    /// The network to continue training from (`init_network`).
+    pub init_network: Option<tessera_core::ir::DenseNetwork>,
+    /// Hold `init_network`'s zero weights at zero.
+    pub keep_zeros: bool,
     /// The parameters as given, for the model summary.
     pub json: Value,
 }
@@ -264,7 +298,8 @@ impl Config {
     /// Resolves checked parameters.
     ///
     /// # Errors
-    /// `solver = "lbfgs"`, which is not implemented.
+    /// `solver = "lbfgs"`, which is not implemented, and what
+    /// [`init_network`](crate::finetune::init_network) refuses.
     pub fn from_params(p: &Params) -> Result<Self, PluginError> {
         let activation = match p.str("activation") {
             "tanh" => Activation::Tanh,
@@ -294,6 +329,8 @@ impl Config {
             "adaptive" => Schedule::Adaptive,
             _ => Schedule::Constant,
         };
+        let init_network = crate::finetune::init_network(p)?;
+        let json = crate::finetune::summary_params(p, init_network.as_ref());
         Ok(Self {
             hidden: layers(p.get("hidden_layer_sizes")).unwrap_or_else(|| vec![100]),
             activation,
@@ -311,7 +348,10 @@ impl Config {
             standardize: p.bool("standardize"),
             impute_mean: p.str("impute") == "mean",
             random_state: p.opt_u64("random_state"),
-            json: p.to_json(),
+            quantization_aware: p.bool("quantization_aware"),
+            init_network,
+            keep_zeros: p.bool("keep_zeros"),
+            json,
         })
     }
 }
@@ -345,6 +385,19 @@ mod tests {
         assert_eq!(c.tol, 1e-4);
         assert_eq!(c.n_iter_no_change, 10);
         assert!(c.shuffle && c.standardize && !c.early_stopping && !c.impute_mean);
+        assert!(!c.quantization_aware);
+        assert!(
+            parse(r#"{"quantization_aware": true}"#)
+                .unwrap()
+                .quantization_aware
+        );
+        let spec = specs();
+        let qat = spec
+            .iter()
+            .map(ParamSpec::info)
+            .find(|i| i.name.as_str() == "quantization_aware")
+            .expect("the parameter is declared");
+        assert!(qat.doc.contains("int8"), "{}", qat.doc);
         let c = parse(r#"{"hidden_layer_sizes": [128, 64], "solver": "sgd", "batch_size": 32}"#)
             .unwrap();
         assert_eq!(c.hidden, vec![128, 64]);

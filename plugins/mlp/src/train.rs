@@ -8,7 +8,9 @@
 //! budget, and their sums are added in part order. The parts depend on
 //! the batch size only, so a fixed seed gives the same model whatever
 //! the thread count. The optimiser then takes one step over the flat
-//! parameter vector, adding the L2 term as it goes.
+//! parameter vector, adding the L2 term as it goes. With
+//! `quantization_aware`, the passes run on weights and layer inputs
+//! rounded as 8-bit quantization will round them (`qat`).
 
 use rayon::prelude::*;
 use tessera_core::{
@@ -30,12 +32,15 @@ use crate::{
     scaling::Scaling,
 };
 
+mod qat;
+use qat::Qat;
+
 /// Most rows of one part of a minibatch.
 pub const PART_ROWS: usize = 64;
 /// Rows per block when scoring the validation rows.
 const SCORE_ROWS: usize = 256;
 /// One part of a minibatch and its buffers.
-struct Part {
+pub(crate) struct Part {
     rows: usize,
     x: Vec<f32>,
     y: Vec<f32>,
@@ -43,11 +48,14 @@ struct Part {
     acts: Vec<Vec<f32>>,
     deltas: Vec<Vec<f32>>,
     grad: Vec<f32>,
-    loss: f64,
+    pub(crate) loss: f64,
+    /// Largest magnitude of each layer's input (quantization-aware
+    /// training).
+    seen: Vec<f32>,
 }
 
 impl Part {
-    fn new(net: &Net, weighted: bool, target_width: usize) -> Self {
+    pub(crate) fn new(net: &Net, weighted: bool, target_width: usize) -> Self {
         let layers = |_| {
             net.widths[1..]
                 .iter()
@@ -63,11 +71,12 @@ impl Part {
             deltas: layers(()),
             grad: vec![0.0; net.params.len()],
             loss: 0.0,
+            seen: vec![0.0; net.slots().len()],
         }
     }
 
     /// Copies rows `idx` of the training set in.
-    fn gather(&mut self, set: &Set<'_>, idx: &[usize]) {
+    pub(crate) fn gather(&mut self, set: &Set<'_>, idx: &[usize]) {
         let p = set.cols;
         self.rows = idx.len();
         for (k, &r) in idx.iter().enumerate() {
@@ -83,11 +92,21 @@ impl Part {
     /// Forward and backward: leaves the gradient sums in `grad` and the
     /// weighted loss sum in `loss`. `wt` holds every layer's weights
     /// transposed (`outputs x inputs`), at the weights' places.
-    fn gradient(&mut self, net: &Net, wt: &[f32], loss: Loss) {
+    pub(crate) fn gradient(&mut self, net: &Net, wt: &[f32], loss: Loss) {
+        self.gradient_with(net, wt, loss, None);
+    }
+
+    /// [`Part::gradient`], with the layer inputs rounded as `qat` says
+    /// when training quantization-aware (`net` is then [`Qat::net`]).
+    fn gradient_with(&mut self, net: &Net, wt: &[f32], loss: Loss, qat: Option<&Qat>) {
         let rows = self.rows;
         let slots = net.slots();
         let last = slots.len() - 1;
-        net.forward(&self.x[..rows * net.n_inputs()], rows, &mut self.acts);
+        let x = &mut self.x[..rows * net.n_inputs()];
+        match qat {
+            Some(q) => q.forward(net, x, rows, &mut self.acts, &mut self.seen),
+            None => net.forward(x, rows, &mut self.acts),
+        }
         let k = slots[last].outputs;
         self.loss = loss.delta(
             &self.acts[last][..rows * k],
@@ -138,13 +157,13 @@ impl AsRef<[f32]> for Part {
 }
 
 /// Rows to train or score on, already scaled.
-struct Set<'a> {
-    x: &'a [f32],
+pub(crate) struct Set<'a> {
+    pub(crate) x: &'a [f32],
     /// Target values, `yw` per row.
-    y: &'a [f32],
-    w: Option<&'a [f32]>,
-    cols: usize,
-    yw: usize,
+    pub(crate) y: &'a [f32],
+    pub(crate) w: Option<&'a [f32]>,
+    pub(crate) cols: usize,
+    pub(crate) yw: usize,
 }
 
 impl Set<'_> {
@@ -190,7 +209,7 @@ fn holdout(
 }
 
 /// Fisher-Yates.
-fn shuffle(v: &mut [usize], rng: &mut SplitMix) {
+pub(crate) fn shuffle(v: &mut [usize], rng: &mut SplitMix) {
     for i in (1..v.len()).rev() {
         v.swap(i, rng.below(i + 1));
     }
@@ -246,6 +265,9 @@ fn score(net: &Net, set: &Set<'_>, loss: Loss, acts: &mut [Vec<f32>]) -> f64 {
 
 /// Trains within the host's thread budget.
 ///
+/// With `init_network`, continues from that network instead
+/// ([`fit_from`](crate::finetune::fit_from)).
+///
 /// # Errors
 /// Missing values without imputation, a single-class target, or
 /// cancellation.
@@ -254,6 +276,9 @@ pub fn fit(
     ctx: &HostContextRef<'_>,
     data: &TrainData<'_>,
 ) -> Result<MlpModel, PluginError> {
+    if let Some(init) = &cfg.init_network {
+        return crate::finetune::fit_from(cfg, init, ctx, data);
+    }
     let threads = ctx.threads().max(1) as usize;
     with_thread_budget(threads, || train(cfg, ctx, data, threads))?
 }
@@ -359,6 +384,7 @@ fn train(
         .map(|_| Part::new(&net, weights.is_some(), yw))
         .collect();
     let mut wt = vec![0.0f32; net.params.len()];
+    let mut qat = cfg.quantization_aware.then(|| Qat::new(&net, &x));
     let mut opt = Optimizer::new(cfg.solver, cfg.learning_rate_init, &net, cfg.alpha);
     let mut score_acts: Vec<Vec<f32>> = net.widths[1..]
         .iter()
@@ -384,10 +410,15 @@ fn train(
         for idx in train_rows.chunks(batch) {
             let nb = idx.len();
             let used = nb.div_ceil(PART_ROWS);
-            net.transpose_weights(&mut wt);
+            if let Some(q) = &mut qat {
+                q.refresh(&net);
+            }
+            let hook = qat.as_ref();
+            let fwd = hook.map_or(&net, |q| &q.net);
+            fwd.transpose_weights(&mut wt);
             let work = |(k, part): (usize, &mut Part)| {
                 part.gather(&set, &idx[k * nb / used..(k + 1) * nb / used]);
-                part.gradient(&net, &wt, loss);
+                part.gradient_with(fwd, &wt, loss, hook);
             };
             if threads > 1 && used > 1 {
                 parts[..used].par_iter_mut().enumerate().for_each(work);
@@ -395,6 +426,9 @@ fn train(
                 parts[..used].iter_mut().enumerate().for_each(work);
             }
             let squares = opt.step(&mut net.params, &parts[..used], nb, threads > 1);
+            if let Some(q) = &mut qat {
+                q.observe(parts[..used].iter().map(|p| &p.seen[..]));
+            }
             let batch_loss = parts[..used].iter().map(|p| p.loss).sum::<f64>() / nb as f64
                 + 0.5 * squares / nb as f64;
             total += batch_loss * nb as f64;

@@ -38,6 +38,7 @@ pub fn def() -> &'static PluginDef {
             learners,
             compressors: Vec::new(),
             decomposers: Vec::new(),
+            models: Vec::new(),
         }
     })
 }

@@ -348,3 +348,34 @@ fn several_regression_targets_train_together() {
     let back = MlpModel::from_bytes(&m.to_bytes().unwrap()).unwrap();
     assert_eq!(back.predict(&ctx.as_ref(), base.matrix()).unwrap(), pred);
 }
+
+#[test]
+fn quantization_aware_training_learns_and_survives_int8() {
+    let case = testkit::classification(800, 6, 3, 12);
+    let base = r#"{"hidden_layer_sizes": [16, 8], "max_iter": 60, "random_state": 2, "learning_rate_init": 0.01"#;
+    let ctx = NullContext::default();
+    let accuracy = |pred: &[f32]| {
+        let hits = pred.iter().zip(&case.y).filter(|(p, y)| p == y).count();
+        hits as f64 / case.y.len() as f64
+    };
+    let qat = fit_case(&case, &format!("{base}, \"quantization_aware\": true}}"), 1);
+    let plain = fit_case(&case, &format!("{base}}}"), 1);
+    // The flag changes training, and the same seed gives the same model
+    // on any thread count.
+    assert_ne!(qat.net().params, plain.net().params);
+    let again = fit_case(&case, &format!("{base}, \"quantization_aware\": true}}"), 2);
+    assert_eq!(again.to_bytes().unwrap(), qat.to_bytes().unwrap());
+    let float = accuracy(&qat.predict(&ctx.as_ref(), case.matrix()).unwrap());
+    assert!(float > 0.85, "accuracy {float}");
+    // Quantized to 8 bits, it predicts (nearly) the same classes.
+    let q = tessera_qnet::QuantizedNetwork::quantize(
+        &qat.ir(),
+        &tessera_qnet::Options { bits: 8 },
+        Some(case.matrix()),
+    )
+    .unwrap();
+    let q = tessera_qnet::QuantizedModel::new(q).unwrap();
+    let int8 = accuracy(&q.predict(&ctx.as_ref(), case.matrix()).unwrap());
+    assert!((float - int8).abs() <= 0.02, "float {float}, int8 {int8}");
+    assert_eq!(qat.describe()["params"]["quantization_aware"], true);
+}

@@ -287,6 +287,7 @@ impl CompressorImpl for FirstTrees {
         &self,
         _ctx: &HostContextRef<'_>,
         model: tessera_core::ir::ModelIr,
+        _data: &tessera_core::CompressData<'_>,
     ) -> Result<tessera_core::ir::ModelIr, PluginError> {
         match model {
             tessera_core::ir::ModelIr::Trees(mut e) => {
@@ -371,6 +372,7 @@ pub fn plugin() -> PluginDef {
             create: |p| Ok(Box::new(FirstTrees { n: p.usize("n") })),
         }],
         decomposers: vec![],
+        models: Vec::new(),
     }
 }
 

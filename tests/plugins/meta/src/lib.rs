@@ -40,6 +40,7 @@ pub fn plugin() -> PluginDef {
         }],
         compressors: vec![],
         decomposers: vec![],
+        models: Vec::new(),
     }
 }
 

@@ -438,6 +438,7 @@ mod tests {
             ],
             compressors: vec![],
             decomposers: vec![],
+            models: Vec::new(),
         })
     }
 

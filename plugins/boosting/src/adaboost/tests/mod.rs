@@ -31,6 +31,7 @@ pub fn def() -> &'static PluginDef {
             learners,
             compressors: Vec::new(),
             decomposers: Vec::new(),
+            models: Vec::new(),
         }
     })
 }
