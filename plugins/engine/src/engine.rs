@@ -10,6 +10,7 @@ use tessera_core::{
 use crate::{
     layout::{BLOCK, Layout, Split, TreeInfo, argmax},
     scan::{self, AnyScan, Bits, Scan},
+    shape::{EnsembleShape, link_proba},
     walk::{self, LANES},
 };
 
@@ -39,7 +40,10 @@ impl Engine {
     /// An inconsistent ensemble (outputs, classes, link and base score that
     /// do not fit together) or a malformed tree (an index out of range, a cycle, a tree too deep).
     pub fn new(ens: &TreeEnsemble) -> Result<Self, PluginError> {
-        check_shape(ens)?;
+        let outputs: Vec<u32> = ens.trees.iter().map(|t| t.output).collect();
+        EnsembleShape::of(ens)
+            .check(&outputs)
+            .map_err(PluginError::corrupt)?;
         let layout = Layout::compile(ens)?;
         let k = ens.n_outputs as usize;
         let base = if ens.base_score.is_empty() {
@@ -322,25 +326,7 @@ impl Engine {
     /// Class probabilities of one row's raw outputs into `out`
     /// ([`Engine::n_proba`] values).
     pub fn proba_row(&self, raw: &[f64], out: &mut [f32]) {
-        match self.link {
-            Link::Sigmoid => {
-                let p = 1.0 / (1.0 + (-raw[0]).exp());
-                out[0] = (1.0 - p) as f32;
-                out[1] = p as f32;
-            }
-            Link::Softmax => {
-                let max = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let s: f64 = raw.iter().map(|v| (v - max).exp()).sum();
-                for (o, v) in out.iter_mut().zip(raw) {
-                    *o = ((v - max).exp() / s) as f32;
-                }
-            }
-            Link::Identity => {
-                for (o, v) in out.iter_mut().zip(raw) {
-                    *o = *v as f32;
-                }
-            }
-        }
+        link_proba(self.link, raw, out);
     }
 
     /// Class probabilities of rows of raw outputs.
@@ -474,52 +460,4 @@ fn transpose(xb: &[f32], p: usize, xt: &mut [f32]) -> bool {
         }
     }
     nan
-}
-
-/// Checks that outputs, classes, link, combination and base score agree.
-fn check_shape(ens: &TreeEnsemble) -> Result<(), PluginError> {
-    let (k, c) = (ens.n_outputs, ens.n_classes);
-    let bad = |why: String| Err(PluginError::corrupt(format!("tree ensemble: {why}")));
-    if ens.n_features == 0 {
-        return bad("it has no input features".into());
-    }
-    if k == 0 {
-        return bad("it has no outputs".into());
-    }
-    match (ens.link, c) {
-        (Link::Sigmoid, _) if k != 1 || c != 2 => {
-            return bad(format!(
-                "a sigmoid link needs one output and two classes, not {k} and {c}"
-            ));
-        }
-        (Link::Softmax, _) if k != c || c < 2 => {
-            return bad(format!(
-                "a softmax link needs one output per class (at least 2), not {k} outputs for {c} classes"
-            ));
-        }
-        (Link::Identity, c) if c > 0 && k != c => {
-            return bad(format!(
-                "a classifier without a link has one output per class, not {k} for {c}"
-            ));
-        }
-        _ => {}
-    }
-    if ens.combine == Combine::Vote {
-        if c < 2 {
-            return bad("a vote needs at least two classes".into());
-        }
-        if ens.trees.iter().any(|t| t.output != ir::Tree::ALL_OUTPUTS) {
-            return bad("in a vote every tree's leaves hold a value per class".into());
-        }
-    }
-    if ens.combine != Combine::Sum && ens.trees.is_empty() {
-        return bad("a mean or vote of no trees".into());
-    }
-    if !ens.base_score.is_empty() && ens.base_score.len() != k as usize {
-        return bad(format!(
-            "{} base scores for {k} outputs",
-            ens.base_score.len()
-        ));
-    }
-    Ok(())
 }

@@ -32,11 +32,13 @@ mod engine;
 mod layout;
 mod model;
 mod scan;
+mod shape;
 mod walk;
 
 pub use engine::Engine;
 pub use layout::{BLOCK, MAX_FEATURES};
 pub use model::IrModel;
+pub use shape::{EnsembleShape, link_proba};
 pub use walk::LANES;
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 
 mod infer;
 mod kernel;
-mod math;
+pub mod math;
 mod model;
 mod network;
 pub mod scheme;

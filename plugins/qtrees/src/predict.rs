@@ -403,25 +403,7 @@ impl Predictor {
         let (k, c) = (self.n_outputs, self.n_classes);
         let mut out = vec![0.0f32; raw.len() / k * c];
         for (r, o) in raw.chunks_exact(k).zip(out.chunks_exact_mut(c)) {
-            match self.link {
-                Link::Sigmoid => {
-                    let p = 1.0 / (1.0 + (-r[0]).exp());
-                    o[0] = (1.0 - p) as f32;
-                    o[1] = p as f32;
-                }
-                Link::Softmax => {
-                    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let s: f64 = r.iter().map(|v| (v - max).exp()).sum();
-                    for (o, v) in o.iter_mut().zip(r) {
-                        *o = ((v - max).exp() / s) as f32;
-                    }
-                }
-                Link::Identity => {
-                    for (o, v) in o.iter_mut().zip(r) {
-                        *o = *v as f32;
-                    }
-                }
-            }
+            tessera_engine::link_proba(self.link, r, o);
         }
         out
     }

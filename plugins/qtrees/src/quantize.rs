@@ -489,76 +489,11 @@ fn preorder(ens: &TreeEnsemble, tree: &ir::Tree) -> Result<Preorder, String> {
     })
 }
 
-/// The shape fields of an ensemble that must agree.
-pub(crate) struct Shape {
-    pub(crate) n_features: u32,
-    pub(crate) n_outputs: u32,
-    pub(crate) n_classes: u32,
-    pub(crate) combine: Combine,
-    pub(crate) link: Link,
-    pub(crate) base_len: usize,
-}
+/// The shape fields of an ensemble that must agree (checked as the
+/// engine checks them).
+pub(crate) use tessera_engine::EnsembleShape as Shape;
 
-impl Shape {
-    fn of(ens: &TreeEnsemble) -> Self {
-        Self {
-            n_features: ens.n_features,
-            n_outputs: ens.n_outputs,
-            n_classes: ens.n_classes,
-            combine: ens.combine,
-            link: ens.link,
-            base_len: ens.base_score.len(),
-        }
-    }
-}
-
-/// Checks that outputs, classes, link, combination, base score and the
-/// trees' outputs agree (as the engine does).
+/// Checks the shape and the trees' outputs.
 pub(crate) fn check_shape(s: &Shape, tree_outputs: &[u32]) -> Result<(), String> {
-    let (k, c) = (s.n_outputs, s.n_classes);
-    let bad = |why: String| Err(format!("tree ensemble: {why}"));
-    if s.n_features == 0 {
-        return bad("it has no input features".into());
-    }
-    if k == 0 {
-        return bad("it has no outputs".into());
-    }
-    match (s.link, c) {
-        (Link::Sigmoid, _) if k != 1 || c != 2 => {
-            return bad(format!(
-                "a sigmoid link needs one output and two classes, not {k} and {c}"
-            ));
-        }
-        (Link::Softmax, _) if k != c || c < 2 => {
-            return bad(format!(
-                "a softmax link needs one output per class (at least 2), not {k} outputs for {c} classes"
-            ));
-        }
-        (Link::Identity, c) if c > 0 && k != c => {
-            return bad(format!(
-                "a classifier without a link has one output per class, not {k} for {c}"
-            ));
-        }
-        _ => {}
-    }
-    if s.combine == Combine::Vote {
-        if c < 2 {
-            return bad("a vote needs at least two classes".into());
-        }
-        if tree_outputs.iter().any(|&o| o != ir::Tree::ALL_OUTPUTS) {
-            return bad("in a vote every tree's leaves hold a value per class".into());
-        }
-    }
-    if s.combine != Combine::Sum && tree_outputs.is_empty() {
-        return bad("a mean or vote of no trees".into());
-    }
-    if s.base_len != 0 && s.base_len != k as usize {
-        return bad(format!("{} base scores for {k} outputs", s.base_len));
-    }
-    if let Some((t, o)) =
-        (tree_outputs.iter().enumerate()).find(|&(_, &o)| o != ir::Tree::ALL_OUTPUTS && o >= k)
-    {
-        return bad(format!("tree {t} adds to output {o}, but there are {k}"));
-    }
-    Ok(())
+    s.check(tree_outputs)
 }

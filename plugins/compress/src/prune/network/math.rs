@@ -9,7 +9,7 @@
 //! widths here are a layer's (tens to hundreds) and rows a few thousand
 //! at most, where that is fast enough.
 
-use tessera_core::ir::{Activation, DenseNetwork};
+use tessera_core::ir::DenseNetwork;
 
 /// A missing (or infinite) input without a fill value: its row and
 /// column.
@@ -141,112 +141,14 @@ pub fn cross(a: &[f32], a_cols: usize, b: &[f32], b_cols: usize) -> Vec<f32> {
     out
 }
 
-/// Applies `act` in place to rows of `width` values (softmax works row
-/// by row).
-pub fn activate(act: Activation, z: &mut [f32], width: usize) {
-    match act {
-        Activation::Identity => {}
-        Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Tanh => z.iter_mut().for_each(|v| *v = tanh(*v)),
-        Activation::Logistic => z.iter_mut().for_each(|v| *v = logistic(*v)),
-        Activation::Softmax => softmax_rows(z, width),
-    }
-}
-
-/// Softmax of each row of `width` values, shifted by the row's largest
-/// value so that nothing overflows.
-fn softmax_rows(z: &mut [f32], width: usize) {
-    if width == 0 {
-        return;
-    }
-    for row in z.chunks_exact_mut(width) {
-        let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        row.iter_mut().for_each(|v| *v = exp(*v - top));
-        let k = 1.0 / row.iter().sum::<f32>();
-        row.iter_mut().for_each(|v| *v *= k);
-    }
-}
-
-/// `1 / (1 + e^-x)`.
-fn logistic(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// `tanh`, as `1 - 2 / (e^{2|x|} + 1)` with the sign of `x` (never
-/// infinity over infinity).
-fn tanh(x: f32) -> f32 {
-    (1.0 - 2.0 / (exp(2.0 * x.abs()) + 1.0)).copysign(x)
-}
-
-/// `e^x` without a library call, so that loops over activations
-/// vectorize: `x = k ln 2 + r` with `k` whole and `|r| <= ln 2 / 2`,
-/// `e^r` by its Taylor polynomial to `r^7 / 7!` (truncation below 2e-8
-/// relative), `2^k` written into the exponent bits. `x` is clamped to
-/// `[-87, 88]`, where `2^k` and the result are normal floats.
-fn exp(x: f32) -> f32 {
-    // ln 2 in two parts, the first with few enough bits that `k` times
-    // it is exact for the `k` that occur.
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and taking away 1.5 * 2^23 rounds to a whole number.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + c;
-    }
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
-}
-
-/// Index of the largest value (the first of equals); 0 when empty.
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
+/// The activations and the class pick are the quantized networks' own
+/// (tessera-qnet), so every network form of this plugin computes them
+/// alike.
+pub use tessera_qnet::math::{activate, argmax};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn activations_match_the_library() {
-        let (mut e, mut t, mut l) = (0.0f64, 0.0f64, 0.0f64);
-        for i in -50_000..=50_000 {
-            let x = i as f32 * 1.7e-3;
-            let want = f64::from(x).exp();
-            e = e.max((f64::from(exp(x)) - want).abs() / want);
-            t = t.max((f64::from(tanh(x)) - f64::from(x).tanh()).abs());
-            let lw = 1.0 / (1.0 + (-f64::from(x)).exp());
-            l = l.max((f64::from(logistic(x)) - lw).abs());
-        }
-        assert!(e < 5e-7, "exp relative error {e}");
-        assert!(t < 5e-7 && l < 5e-7, "tanh {t}, logistic {l}");
-        assert!(exp(-1e4) >= 0.0 && exp(1e4).is_finite());
-        let mut z = vec![1.0, 2.0, 3.0, -50.0, 100.0, 0.0];
-        activate(Activation::Softmax, &mut z, 3);
-        for row in z.chunks_exact(3) {
-            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        }
-        assert_eq!((argmax(&z[..3]), argmax(&z[3..]), argmax(&[])), (2, 1, 0));
-        let mut r = vec![-1.0, 2.0];
-        activate(Activation::Relu, &mut r, 2);
-        assert_eq!(r, vec![0.0, 2.0]);
-    }
 
     #[test]
     fn products_match_a_plain_sum() {
