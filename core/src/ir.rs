@@ -150,6 +150,36 @@ pub enum Link {
     Softmax,
 }
 
+impl Combine {
+    /// Reads the one byte that [`TreeEnsemble::to_bytes`] writes for it.
+    ///
+    /// # Errors
+    /// Truncation, or a value no combination has.
+    pub fn read(r: &mut ByteReader<'_>) -> Result<Self, PluginError> {
+        Ok(match r.u8("combine")? {
+            0 => Self::Sum,
+            1 => Self::Mean,
+            2 => Self::Vote,
+            c => return Err(r.corrupt(format!("unknown combination {c}"))),
+        })
+    }
+}
+
+impl Link {
+    /// Reads the one byte that [`TreeEnsemble::to_bytes`] writes for it.
+    ///
+    /// # Errors
+    /// Truncation, or a value no link has.
+    pub fn read(r: &mut ByteReader<'_>) -> Result<Self, PluginError> {
+        Ok(match r.u8("link")? {
+            0 => Self::Identity,
+            1 => Self::Sigmoid,
+            2 => Self::Softmax,
+            l => return Err(r.corrupt(format!("unknown link {l}"))),
+        })
+    }
+}
+
 /// A tree ensemble in exchange form.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
@@ -318,18 +348,8 @@ impl TreeEnsemble {
         let n_features = r.u32("n_features")?;
         let n_outputs = r.u32("n_outputs")?;
         let n_classes = r.u32("n_classes")?;
-        let combine = match r.u8("combine")? {
-            0 => Combine::Sum,
-            1 => Combine::Mean,
-            2 => Combine::Vote,
-            c => return Err(r.corrupt(format!("unknown combination {c}"))),
-        };
-        let link = match r.u8("link")? {
-            0 => Link::Identity,
-            1 => Link::Sigmoid,
-            2 => Link::Softmax,
-            l => return Err(r.corrupt(format!("unknown link {l}"))),
-        };
+        let combine = Combine::read(&mut r)?;
+        let link = Link::read(&mut r)?;
         let n = r.count(4, "base scores")?;
         let base_score = (0..n)
             .map(|_| r.f32("base score"))

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// One compressor and its parameters (a JSON object).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// The compressor's name: `quantize`, `prune`, or a plugin's own.
     pub with: String,

@@ -23,7 +23,7 @@ pub mod seeds;
 mod threads;
 
 pub use adapt::{guard, learner_box, model_box};
-pub use threads::{SubContext, for_row_blocks, with_thread_budget};
+pub use threads::{SubContext, for_row_blocks, for_row_blocks_from, with_thread_budget};
 
 use crate::{
     context::HostContextRef,

@@ -95,6 +95,26 @@ pub fn for_row_blocks<T: Send>(
     chunk_rows: usize,
     f: impl Fn(&[f32], &mut [T]) + Sync,
 ) -> Result<(), PluginError> {
+    for_row_blocks_from(ctx, 0, x, cols, out, width, chunk_rows, f)
+}
+
+/// [`for_row_blocks`], inline (whatever the budget) when `x` has fewer
+/// than `parallel_from` rows: below that, waking other threads costs more
+/// than it saves.
+///
+/// # Errors
+/// Cancellation, or no threads.
+#[allow(clippy::too_many_arguments)]
+pub fn for_row_blocks_from<T: Send>(
+    ctx: &HostContextRef<'_>,
+    parallel_from: usize,
+    x: &[f32],
+    cols: usize,
+    out: &mut [T],
+    width: usize,
+    chunk_rows: usize,
+    f: impl Fn(&[f32], &mut [T]) + Sync,
+) -> Result<(), PluginError> {
     use rayon::prelude::*;
     let chunk_rows = chunk_rows.max(1);
     let run = |(xc, oc): (&[f32], &mut [T])| {
@@ -106,7 +126,7 @@ pub fn for_row_blocks<T: Send>(
     };
     let threads = ctx.threads() as usize;
     let rows = x.len() / cols.max(1);
-    if threads <= 1 || rows <= chunk_rows {
+    if threads <= 1 || rows <= chunk_rows || rows < parallel_from {
         x.chunks(chunk_rows * cols.max(1))
             .zip(out.chunks_mut(chunk_rows * width.max(1)))
             .try_for_each(run)

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use tessera_core::{CompressData, abi_stable::std_types::ROption};
+use tessera_core::CompressData;
 use tessera_host::{
     LoadedModel, RunContext, Table,
     compress::{self, Rows, Step},
@@ -97,18 +97,9 @@ pub fn compress(env: &Env, a: CompressArgs) -> anyhow::Result<()> {
     let eval = rows(&a.eval)?;
     let train = rows(&a.data)?;
     let cols = model.header.features.len();
-    fn holdout(
-        r: Option<&Rows>,
-        cols: usize,
-    ) -> anyhow::Result<ROption<tessera_core::Holdout<'_>>> {
-        Ok(match r {
-            Some(r) => ROption::RSome(r.holdout(cols)?),
-            None => ROption::RNone,
-        })
-    }
     let data = CompressData {
-        train: holdout(train.as_ref(), cols)?,
-        eval: holdout(eval.as_ref(), cols)?,
+        train: train.as_ref().map(|r| r.holdout(cols)).transpose()?.into(),
+        eval: eval.as_ref().map(|r| r.holdout(cols)).transpose()?.into(),
         task: model.model.task(),
     };
     let ctx = RunContext::new(&registry, threads).verbose(env.verbose);

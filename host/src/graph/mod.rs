@@ -425,21 +425,13 @@ impl<'r> Graph<'r> {
 fn compressed(
     registry: &Registry,
     model: LoadedModel,
-    steps: &[(String, serde_json::Value)],
+    steps: &[crate::compress::Step],
     path: &Path,
 ) -> anyhow::Result<LoadedModel> {
     let ctx = crate::RunContext::new(registry, 1);
-    let steps: Vec<crate::compress::Step> = steps
-        .iter()
-        .map(|(with, params)| crate::compress::Step {
-            with: with.clone(),
-            params: params.clone(),
-        })
-        .collect();
     let task = model.model.task();
     let data = tessera_core::CompressData::none(task);
-    let (_, loaded) =
-        crate::compress::compress(registry, ctx.as_abi(), &model, &steps, data, path)?;
+    let (_, loaded) = crate::compress::compress(registry, ctx.as_abi(), &model, steps, data, path)?;
     Ok(loaded)
 }
 
@@ -537,7 +529,7 @@ fn load_model(
     registry: &Registry,
     path: &Path,
     train: Option<&config::TrainDecl>,
-    compress: &[(String, serde_json::Value)],
+    compress: &[crate::compress::Step],
     how: Option<&(String, serde_json::Value)>,
     input: Option<(usize, Option<&Vec<String>>)>,
 ) -> anyhow::Result<(Op, Shape)> {

@@ -14,7 +14,7 @@ use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
     bytes::{ByteReader, put_u32},
     ir::{DenseNetwork, ModelIr},
-    plugin::{ModelImpl, for_row_blocks},
+    plugin::{ModelImpl, for_row_blocks_from},
 };
 
 use crate::{loss::argmax, net::Net, params::LEARNER, scaling::Scaling};
@@ -187,20 +187,16 @@ impl MlpModel {
         }
         let k = self.net.n_outputs();
         let mut out = vec![0.0; x.rows() * k];
-        if x.rows() < PARALLEL_ROWS {
-            // Waking other threads would cost more than it saves.
-            for (xb, ob) in x
-                .as_slice()
-                .chunks(BLOCK * p)
-                .zip(out.chunks_mut(BLOCK * k))
-            {
-                self.block(xb, ob);
-            }
-        } else {
-            for_row_blocks(ctx, x.as_slice(), p, &mut out, k, BLOCK, |xb, ob| {
-                self.block(xb, ob);
-            })?;
-        }
+        for_row_blocks_from(
+            ctx,
+            PARALLEL_ROWS,
+            x.as_slice(),
+            p,
+            &mut out,
+            k,
+            BLOCK,
+            |xb, ob| self.block(xb, ob),
+        )?;
         Ok(out)
     }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tessera_core::{
     HostContextRef, Matrix, MatrixRef, PluginError, Task,
     ir::{Activation, ModelIr},
-    plugin::{ModelImpl, for_row_blocks},
+    plugin::{ModelImpl, for_row_blocks_from},
 };
 
 use crate::{infer::Plan, math::argmax, network::QuantizedNetwork};
@@ -80,17 +80,7 @@ impl QuantizedModel {
                 missing.store(true, Ordering::Relaxed);
             }
         };
-        if x.rows() < PARALLEL_ROWS {
-            for (xb, ob) in x
-                .as_slice()
-                .chunks(BLOCK * p)
-                .zip(out.chunks_mut(BLOCK * k))
-            {
-                run(xb, ob);
-            }
-        } else {
-            for_row_blocks(ctx, x.as_slice(), p, &mut out, k, BLOCK, run)?;
-        }
+        for_row_blocks_from(ctx, PARALLEL_ROWS, x.as_slice(), p, &mut out, k, BLOCK, run)?;
         if missing.load(Ordering::Relaxed) {
             let at = x
                 .as_slice()

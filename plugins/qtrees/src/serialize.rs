@@ -157,18 +157,8 @@ impl QuantizedTrees {
         let n_features = r.u32("n_features")?;
         let n_outputs = r.u32("n_outputs")?;
         let n_classes = r.u32("n_classes")?;
-        let combine = match r.u8("combine")? {
-            0 => Combine::Sum,
-            1 => Combine::Mean,
-            2 => Combine::Vote,
-            c => return Err(r.corrupt(format!("unknown combination {c}"))),
-        };
-        let link = match r.u8("link")? {
-            0 => Link::Identity,
-            1 => Link::Sigmoid,
-            2 => Link::Softmax,
-            l => return Err(r.corrupt(format!("unknown link {l}"))),
-        };
+        let combine = Combine::read(&mut r)?;
+        let link = Link::read(&mut r)?;
         let bits = u32::from(r.u8("bits")?);
         if bits != 8 && bits != 16 {
             return Err(r.corrupt(format!("`bits` is {bits}, not 8 or 16")));

@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value as Json;
 use toml::{Spanned, Value, de::DeTable, de::DeValue};
 
-use crate::params::toml_to_json;
+use crate::{compress::Step, params::toml_to_json};
 
 mod serving;
 
@@ -102,7 +102,7 @@ pub enum NodeKind {
         process: bool,
         /// `compress = [{ with = NAME, params = {...} }, ...]`: compressors
         /// applied in order at load (before any decomposition).
-        compress: Vec<(String, Json)>,
+        compress: Vec<crate::compress::Step>,
         /// `remote = ["http://host:port", ...]`: served by other tessera
         /// servers (the file gives only its shape here).
         remote: Option<RemoteDecl>,
@@ -531,7 +531,7 @@ impl Reader<'_, '_> {
 
     /// `compress = [{ with, params }, ...]` (or one such table) of node
     /// `id`.
-    fn compress_list(&mut self, t: &toml::Table, id: &str) -> Vec<(String, Json)> {
+    fn compress_list(&mut self, t: &toml::Table, id: &str) -> Vec<Step> {
         let at: Vec<&str> = vec!["nodes", id, "compress"];
         let items: Vec<&Value> = match t.get("compress") {
             None => return Vec::new(),
@@ -558,10 +558,14 @@ impl Reader<'_, '_> {
             };
             self.known_keys(c, &at, &["with", "params"]);
             match (c.get("with").and_then(Value::as_str), c.get("params")) {
-                (Some(w), None) => out.push((w.to_string(), Json::Object(Default::default()))),
-                (Some(w), Some(p @ Value::Table(_))) => {
-                    out.push((w.to_string(), toml_to_json(p.clone())))
-                }
+                (Some(w), None) => out.push(Step {
+                    with: w.to_string(),
+                    params: Json::Object(Default::default()),
+                }),
+                (Some(w), Some(p @ Value::Table(_))) => out.push(Step {
+                    with: w.to_string(),
+                    params: toml_to_json(p.clone()),
+                }),
                 (Some(_), Some(p)) => {
                     self.problem(&at, format!("`params` must be a table, got {p}"))
                 }
